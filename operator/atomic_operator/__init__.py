@@ -1,0 +1,5 @@
+"""The atomic agents operator: typed AtomicAgent and AtomicPipeline resources as running services."""
+
+GROUP = "atomicagents.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"

@@ -1,0 +1,281 @@
+"""AtomicAgent: one single-purpose LLM agent with a typed input and output."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import ConfigDict, Field
+
+from atomic_operator.api.base import ApiModel
+from atomic_operator.api.common import (
+    DNS_LABEL,
+    CommonStatus,
+    ConfigMapKeyRef,
+    FreeForm,
+    JSONSchemaObject,
+    ResourceRequirements,
+    SecretKeyRef,
+)
+
+Provider = Literal["openai", "anthropic", "groq", "gemini", "ollama", "openai-compatible"]
+PROVIDERS_NEEDING_BASE_URL = ("ollama", "openai-compatible")
+PROVIDERS_NEEDING_API_KEY = ("openai", "anthropic", "groq", "gemini")
+
+
+def _cel(rule: str, message: str, field_path: str | None = None) -> dict[str, str]:
+    """One CEL rule for the CRD; a fieldPath makes the API server's error name the field."""
+    out = {"rule": rule, "message": message}
+    if field_path:
+        out["fieldPath"] = field_path
+    return out
+
+
+class ModelSpec(ApiModel):
+    """Which model answers, how to reach it, and how hard to try."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        _cel("!(self.provider in ['ollama', 'openai-compatible']) || has(self.baseURL)",
+             "baseURL is required when provider is ollama or openai-compatible", ".baseURL"),
+        _cel("!(self.provider in ['openai', 'anthropic', 'groq', 'gemini'])"
+             " || has(self.apiKeySecretRef)",
+             "apiKeySecretRef is required for hosted providers (openai, anthropic, groq, gemini)",
+             ".apiKeySecretRef"),
+    ]})
+
+    provider: Provider
+    """The model provider: openai, anthropic, groq, gemini, ollama or openai-compatible
+    (any server speaking the OpenAI chat-completions API, such as vLLM)."""
+
+    name: Annotated[str, Field(min_length=1, max_length=256)]
+    """The provider's model name, e.g. gpt-4o-mini or claude-sonnet-4-5."""
+
+    base_url: Annotated[str | None, Field(alias="baseURL", pattern=r"^https?://[^\s]+$")] = None
+    """Base URL of the provider's API; required for ollama and openai-compatible."""
+
+    api_key_secret_ref: SecretKeyRef | None = None
+    """The Secret key holding the API key. The key reaches the pod only as an environment
+    variable; it never appears in the ConfigMap, the status, events or logs."""
+
+    temperature: Annotated[float | None, Field(ge=0, le=2)] = None
+    """Sampling temperature, 0 to 2; the provider's default when unset."""
+
+    max_tokens: Annotated[int | None, Field(ge=1, le=1_000_000)] = None
+    """Upper bound on tokens the model may generate for one call."""
+
+    timeout_seconds: Annotated[int, Field(ge=1, le=600)] = 60
+    """Deadline for one model call. SDK defaults (600 s) are far too long for a service."""
+
+    max_retries: Annotated[int, Field(ge=0, le=10)] = 2
+    """Retries of one call, including instructor's re-asks when the output fails the
+    output schema."""
+
+    mode: Annotated[str | None, Field(pattern=r"^[a-z_]+$", max_length=64)] = None
+    """Instructor mode in lower case (tools, json, json_schema, md_json, anthropic_tools,
+    ...); the provider's usual mode when unset. Checked against the provider by the
+    operator."""
+
+
+class SystemPrompt(ApiModel):
+    """The system prompt in Atomic Agents' three parts."""
+
+    background: Annotated[list[Annotated[str, Field(min_length=1)]],
+                          Field(min_length=1, max_length=64)]
+    """Who the agent is and what it knows; at least one line."""
+
+    steps: Annotated[list[str], Field(max_length=64)] = Field(default_factory=list)
+    """What the agent does, in order."""
+
+    output_instructions: Annotated[list[str], Field(max_length=64)] = Field(
+        default_factory=list)
+    """How the agent shapes its answer."""
+
+
+class ContextProvider(ApiModel):
+    """Extra text appended to the system prompt under a title, from exactly one source."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        _cel("[has(self.text), has(self.configMapKeyRef), has(self.secretKeyRef)]"
+             ".filter(x, x).size() == 1",
+             "exactly one of text, configMapKeyRef or secretKeyRef must be set"),
+    ]})
+
+    name: Annotated[str, Field(pattern=DNS_LABEL, max_length=63)]
+    """Unique name of the provider within the agent (a DNS label)."""
+
+    title: Annotated[str, Field(min_length=1, max_length=256)]
+    """Heading under which the text appears in the system prompt."""
+
+    text: str | None = None
+    """Inline text."""
+
+    config_map_key_ref: ConfigMapKeyRef | None = None
+    """Text from a ConfigMap key, mounted into the pod and re-read when it changes."""
+
+    secret_key_ref: SecretKeyRef | None = None
+    """Text from a Secret key, mounted into the pod and re-read when it changes."""
+
+
+AutoscalingMode = Literal["none", "custom", "hpa"]
+
+
+class Autoscaling(ApiModel):
+    """How the number of replicas follows load."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        _cel("self.minReplicas <= self.maxReplicas",
+             "minReplicas must be less than or equal to maxReplicas", ".minReplicas"),
+    ]})
+
+    mode: AutoscalingMode = "none"
+    """none: spec.replicas is kept as written. custom: the operator's autoscaler scales on
+    in-flight requests and latency. hpa: a HorizontalPodAutoscaler on CPU owns the count."""
+
+    min_replicas: Annotated[int, Field(ge=0, le=1000)] = 1
+    """Fewest replicas the autoscaler keeps (0 allows scale to zero in custom mode)."""
+
+    max_replicas: Annotated[int, Field(ge=1, le=1000)] = 10
+    """Most replicas the autoscaler may create."""
+
+    target_in_flight_per_replica: Annotated[float | None, Field(gt=0, le=10_000)] = None
+    """Custom mode: wanted in-flight plus queued requests per replica; defaults to 80% of
+    concurrency.maxInFlight."""
+
+    target_response_time_seconds: Annotated[float | None, Field(gt=0, le=3600)] = None
+    """Custom mode: scale out when the p90 request time exceeds this."""
+
+    target_cpu_utilization_percentage: Annotated[int, Field(ge=1, le=100)] = 80
+    """Hpa mode: average CPU utilization, in percent of requests, to aim for."""
+
+    scale_down_stabilization_seconds: Annotated[int, Field(ge=0, le=3600)] = 300
+    """How long load must stay low before replicas are removed."""
+
+
+class Concurrency(ApiModel):
+    """Backpressure of one replica: beyond maxInFlight + queueSize it answers 429."""
+
+    max_in_flight: Annotated[int, Field(ge=1, le=10_000)] = 8
+    """Requests one replica serves at once."""
+
+    queue_size: Annotated[int, Field(ge=0, le=100_000)] = 32
+    """Requests one replica holds waiting beyond maxInFlight."""
+
+    request_timeout_seconds: Annotated[int, Field(ge=1, le=3600)] = 120
+    """Deadline of one /run request, queueing and retries included; pods are given this long
+    to drain on shutdown."""
+
+
+class EnvVar(ApiModel):
+    """An environment variable for the agent container, as in a Pod spec."""
+
+    name: Annotated[str, Field(pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$", max_length=256)]
+    """Variable name. Names starting with ATOMIC_AGENT_ are reserved for the runtime."""
+
+    value: str | None = None
+    """Literal value."""
+
+    value_from: FreeForm | None = None
+    """A source for the value (secretKeyRef, configMapKeyRef, fieldRef, ...)."""
+
+
+class PodOverrides(ApiModel):
+    """Pod settings passed through to the agent's Deployment."""
+
+    env: Annotated[list[EnvVar], Field(max_length=128)] = Field(default_factory=list)
+    """Extra environment variables for the agent container."""
+
+    node_selector: dict[str, str] | None = None
+    """Node labels the pods must match."""
+
+    tolerations: list[FreeForm] | None = None
+    """Taints the pods tolerate, as in a Pod spec."""
+
+    affinity: FreeForm | None = None
+    """Affinity rules, as in a Pod spec."""
+
+    service_account_name: Annotated[str | None, Field(max_length=253)] = None
+    """ServiceAccount the pods run as; the namespace's default when unset."""
+
+
+class AtomicAgentSpec(ApiModel):
+    """The desired state of an AtomicAgent."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        _cel("has(self.entrypoint) || (has(self.inputSchema) && has(self.outputSchema))",
+             "inputSchema and outputSchema are required unless entrypoint names an agent "
+             "built into the image", ".inputSchema"),
+        _cel("!has(self.pod) || !has(self.pod.env) || "
+             "self.pod.env.all(e, !e.name.startsWith('ATOMIC_AGENT_'))",
+             "environment variables starting with ATOMIC_AGENT_ are reserved", ".pod.env"),
+    ]})
+
+    model: ModelSpec
+    """The model that answers."""
+
+    system_prompt: SystemPrompt
+    """The system prompt in background, steps and output instructions."""
+
+    input_schema: JSONSchemaObject | None = None
+    """JSON Schema of the agent's input; requests that do not match get HTTP 422."""
+
+    output_schema: JSONSchemaObject | None = None
+    """JSON Schema of the agent's output; the model's answer is validated against it and
+    re-asked when it does not match."""
+
+    context_providers: Annotated[list[ContextProvider], Field(max_length=32)] = Field(
+        default_factory=list, json_schema_extra={"x-kubernetes-list-type": "map",
+                                                 "x-kubernetes-list-map-keys": ["name"]})
+    """Extra sections of the system prompt, each from exactly one source."""
+
+    entrypoint: Annotated[str | None, Field(
+        pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$", max_length=256)] = None
+    """module:attribute of an Atomic Agents agent built into a custom image; its own
+    schemas are served and inputSchema/outputSchema may be omitted."""
+
+    replicas: Annotated[int, Field(ge=0, le=1000)] = 1
+    """Wanted pods. Written by users when autoscaling is off, and by the autoscaler through
+    the scale subresource otherwise."""
+
+    autoscaling: Autoscaling = Field(default_factory=Autoscaling)
+    """How replicas follow load."""
+
+    concurrency: Concurrency = Field(default_factory=Concurrency)
+    """Per-replica limits on concurrent and queued requests."""
+
+    resources: ResourceRequirements | None = None
+    """CPU and memory of the agent container."""
+
+    image: Annotated[str | None, Field(min_length=1, max_length=512)] = None
+    """Runtime image; the operator's default when unset."""
+
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
+    """When the kubelet pulls the image; Kubernetes' default when unset."""
+
+    pod: PodOverrides = Field(default_factory=PodOverrides)
+    """Pod settings passed through to the Deployment."""
+
+
+class AtomicAgentStatus(CommonStatus):
+    """The observed state of an AtomicAgent."""
+
+    selector: str | None = None
+    """Label selector of the agent's pods, for the scale subresource."""
+
+    config_hash: str | None = None
+    """Hash of the rendered configuration and referenced Secrets now rolled out."""
+
+
+class AtomicAgent(ApiModel):
+    """A single-purpose LLM agent with a typed input and output, served over HTTP."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        _cel("self.metadata.name.size() <= 52"
+             " && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
+             "metadata.name must be a DNS-1035 label of at most 52 characters: it names "
+             "the agent's Service and Deployment"),
+    ]})
+
+    spec: AtomicAgentSpec
+    """The desired state."""
+
+    status: AtomicAgentStatus | None = None
+    """The observed state, written by the operator."""

@@ -1,0 +1,14 @@
+"""An embedded Kubernetes control plane for tests and local runs, built from upstream sources.
+
+There is no container runtime on our machines, so instead of kind we run the real binaries
+(etcd, kube-apiserver, kube-controller-manager, kube-scheduler) on 127.0.0.1 the way
+controller-runtime's envtest does, plus kwok so that Pods of Deployments become Running and
+Ready on fake nodes. `build` compiles what is missing into a cache outside the repository;
+`ControlPlane` starts and stops one instance.
+"""
+
+from atomic_operator.devcluster.build import ensure_binaries
+from atomic_operator.devcluster.cluster import ControlPlane
+from atomic_operator.devcluster.versions import Versions
+
+__all__ = ["ControlPlane", "Versions", "ensure_binaries"]

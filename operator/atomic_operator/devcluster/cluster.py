@@ -1,0 +1,289 @@
+"""Start and stop one embedded control plane on 127.0.0.1.
+
+Each instance gets free ports, a fresh data directory, token authentication with RBAC, and a
+kubeconfig. Processes log into files beside the data so a failure can quote them. The CRDs
+are applied before kube-controller-manager starts: its garbage collector discovers resource
+types at start-up, and children of custom resources it does not know yet are collected only
+after its next rediscovery (about 40 s later) instead of at once.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from atomic_operator.devcluster.build import Binaries, ensure_binaries
+
+FAKE_NODE_ANNOTATION = "kwok.x-k8s.io/node"
+
+
+class ControlPlaneError(RuntimeError):
+    """The control plane could not start; the message quotes the failing component's log."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class _Process:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+@dataclass
+class ControlPlane:
+    """etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok on loopback.
+
+    Use as a context manager, or call start() and stop(). `crds` are applied between the
+    API server and the controllers; `fake_nodes` kwok nodes make Deployments' pods Running.
+    """
+
+    crds: Sequence[Path] = ()
+    fake_nodes: int = 1
+    workdir: Path | None = None
+    binaries: Binaries | None = None
+    keep_workdir: bool = False
+    kubeconfig: Path = field(init=False)
+    server: str = field(init=False, default="")
+    token: str = field(init=False, default="")
+    _procs: list[_Process] = field(init=False, default_factory=list)
+    _owns_workdir: bool = field(init=False, default=False)
+
+    def __enter__(self) -> ControlPlane:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start every component and wait until each is ready; raise with logs if not."""
+        self.binaries = self.binaries or ensure_binaries()
+        if self.workdir is None:
+            self.workdir = Path(tempfile.mkdtemp(prefix="atomic-cp-"))
+            self._owns_workdir = True
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        (self.workdir / "logs").mkdir(exist_ok=True)
+        self.kubeconfig = self.workdir / "kubeconfig"
+        try:
+            self._start_etcd()
+            self._start_apiserver()
+            if self.crds:
+                self.kubectl("apply", "--server-side", *(f"-f={p}" for p in self.crds))
+                self.kubectl("wait", "--for=condition=Established", "--timeout=30s", "crd",
+                             "--all")
+            self._start_controllers()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Stop every component (newest first) and remove the data unless asked to keep it."""
+        for proc in reversed(self._procs):
+            if proc.popen.poll() is None:
+                proc.popen.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for proc in reversed(self._procs):
+            try:
+                proc.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.popen.kill()
+                proc.popen.wait()
+        self._procs.clear()
+        if self._owns_workdir and not self.keep_workdir and self.workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def kubectl(self, *args: str, input_text: str | None = None, check: bool = True
+                ) -> subprocess.CompletedProcess[str]:
+        """Run the real kubectl against this control plane."""
+        assert self.binaries is not None
+        proc = subprocess.run(
+            [str(self.binaries.kubectl), f"--kubeconfig={self.kubeconfig}", *args],
+            input=input_text, capture_output=True, text=True, check=False, timeout=120)
+        if check and proc.returncode != 0:
+            raise ControlPlaneError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
+        return proc
+
+    def _spawn(self, name: str, argv: list[str]) -> _Process:
+        assert self.workdir is not None
+        log = self.workdir / "logs" / f"{name}.log"
+        with log.open("wb") as out:
+            popen = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = _Process(name, popen, log)
+        self._procs.append(proc)
+        return proc
+
+    def _wait(self, proc: _Process, probe: str, timeout: float, ctx: ssl.SSLContext | None = None,
+              headers: dict[str, str] | None = None) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.popen.poll() is not None:
+                raise ControlPlaneError(
+                    f"{proc.name} exited with {proc.popen.returncode}:\n{proc.tail()}")
+            try:
+                req = urllib.request.Request(probe, headers=headers or {})
+                with urllib.request.urlopen(req, timeout=2, context=ctx) as resp:
+                    if resp.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.1)
+        raise ControlPlaneError(f"{proc.name} not ready after {timeout:.0f} s:\n{proc.tail()}")
+
+    def _start_etcd(self) -> None:
+        assert self.binaries is not None and self.workdir is not None
+        client, peer = free_port(), free_port()
+        self._etcd_url = f"http://127.0.0.1:{client}"
+        proc = self._spawn("etcd", [
+            str(self.binaries.etcd),
+            f"--data-dir={self.workdir / 'etcd'}",
+            f"--listen-client-urls={self._etcd_url}",
+            f"--advertise-client-urls={self._etcd_url}",
+            f"--listen-peer-urls=http://127.0.0.1:{peer}",
+            f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
+            f"--initial-cluster=default=http://127.0.0.1:{peer}",
+            "--unsafe-no-fsync",  # throw-away data: durability buys nothing, fsync costs a lot
+            "--log-level=warn",
+        ])
+        self._wait(proc, f"{self._etcd_url}/health", timeout=30)
+
+    def _start_apiserver(self) -> None:
+        assert self.binaries is not None and self.workdir is not None
+        certs = self.workdir / "certs"
+        certs.mkdir(exist_ok=True)
+        sa_key = certs / "sa.key"
+        subprocess.run(["openssl", "genrsa", "-out", str(sa_key), "2048"], check=True,
+                       capture_output=True)
+        self.token = secrets.token_hex(24)
+        tokens = certs / "tokens.csv"
+        tokens.write_text(f'{self.token},admin,admin,"system:masters"\n')
+        tokens.chmod(0o600)
+        port = free_port()
+        self.server = f"https://127.0.0.1:{port}"
+        proc = self._spawn("kube-apiserver", [
+            str(self.binaries.kube_apiserver),
+            f"--etcd-servers={self._etcd_url}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={port}",
+            f"--cert-dir={certs}",
+            f"--token-auth-file={tokens}",
+            "--authorization-mode=RBAC",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-account-key-file={sa_key}",
+            f"--service-account-signing-key-file={sa_key}",
+            "--service-cluster-ip-range=10.96.0.0/24",
+            "--endpoint-reconciler-type=none",
+            "--allow-privileged=true",
+            "--max-requests-inflight=1000",
+            "--max-mutating-requests-inflight=500",
+        ])
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        self._wait(proc, f"{self.server}/readyz", timeout=90, ctx=ctx,
+                   headers={"Authorization": f"Bearer {self.token}"})
+        self._write_kubeconfig(certs / "apiserver.crt")
+
+    def _write_kubeconfig(self, ca: Path) -> None:
+        import base64
+
+        config = {
+            "apiVersion": "v1", "kind": "Config",
+            "clusters": [{"name": "atomic-dev", "cluster": {
+                "server": self.server,
+                "certificate-authority-data": base64.b64encode(ca.read_bytes()).decode()}}],
+            "users": [{"name": "admin", "user": {"token": self.token}}],
+            "contexts": [{"name": "atomic-dev", "context": {
+                "cluster": "atomic-dev", "user": "admin", "namespace": "default"}}],
+            "current-context": "atomic-dev",
+        }
+        self.kubeconfig.write_text(json.dumps(config, indent=2))
+        self.kubeconfig.chmod(0o600)
+
+    def _start_controllers(self) -> None:
+        assert self.binaries is not None and self.workdir is not None
+        certs = self.workdir / "certs"
+        common = [f"--kubeconfig={self.kubeconfig}", "--leader-elect=false",
+                  "--kube-api-qps=200", "--kube-api-burst=400"]
+        self._spawn("kube-controller-manager", [
+            str(self.binaries.kube_controller_manager), *common,
+            "--bind-address=127.0.0.1", f"--secure-port={free_port()}",
+            f"--service-account-private-key-file={certs / 'sa.key'}",
+            f"--root-ca-file={certs / 'apiserver.crt'}",
+            "--use-service-account-credentials=false",
+            "--concurrent-deployment-syncs=20", "--concurrent-replicaset-syncs=20",
+            "--concurrent-gc-syncs=50",
+        ])
+        self._spawn("kube-scheduler", [
+            str(self.binaries.kube_scheduler), *common,
+            "--bind-address=127.0.0.1", f"--secure-port={free_port()}",
+        ])
+        if self.fake_nodes:
+            self._spawn("kwok", [
+                str(self.binaries.kwok), f"--kubeconfig={self.kubeconfig}",
+                f"--config={self.binaries.kwok_stages}", "--node-lease-duration-seconds=40",
+                f"--manage-nodes-with-annotation-selector={FAKE_NODE_ANNOTATION}=fake",
+                "--cidr=10.0.0.0/16", "--node-ip=10.0.255.1",
+            ])
+            self.kubectl("apply", "-f", "-", input_text=json.dumps(
+                {"apiVersion": "v1", "kind": "List",
+                 "items": [_fake_node(i) for i in range(self.fake_nodes)]}))
+        self._wait_default_service_account()
+
+    def _wait_default_service_account(self, timeout: float = 30) -> None:
+        """Pods cannot be admitted before the controller-manager made the default account."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for proc in self._procs:
+                if proc.popen.poll() is not None:
+                    raise ControlPlaneError(
+                        f"{proc.name} exited with {proc.popen.returncode}:\n{proc.tail()}")
+            if self.kubectl("get", "serviceaccount", "default", check=False).returncode == 0:
+                return
+            time.sleep(0.2)
+        raise ControlPlaneError("kube-controller-manager made no default ServiceAccount in "
+                                f"{timeout:.0f} s:\n{self._procs[-1].tail()}")
+
+
+def _fake_node(index: int) -> dict[str, object]:
+    capacity = {"cpu": "64", "memory": "256Gi", "pods": "1000"}
+    return {
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {
+            "name": f"kwok-node-{index}",
+            "annotations": {FAKE_NODE_ANNOTATION: "fake"},
+            "labels": {"type": "kwok", "kubernetes.io/hostname": f"kwok-node-{index}",
+                       "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"},
+        },
+        "status": {"allocatable": capacity, "capacity": capacity},
+    }
