@@ -143,7 +143,8 @@ class Autoscaling(ApiModel):
     target_response_time_seconds: Annotated[float | None, Field(gt=0, le=3600)] = None
     """Custom mode: scale out when the p90 request time exceeds this."""
 
-    target_cpu_utilization_percentage: Annotated[int, Field(ge=1, le=100)] = 80
+    target_cpu_utilization_percentage: Annotated[int, Field(
+        ge=1, le=100, alias="targetCPUUtilizationPercentage")] = 80
     """Hpa mode: average CPU utilization, in percent of requests, to aim for."""
 
     scale_down_stabilization_seconds: Annotated[int, Field(ge=0, le=3600)] = 300
