@@ -1,4 +1,4 @@
-"""The atomic agents operator: typed AtomicAgent and AtomicPipeline resources as running services."""
+"""The atomic agents operator: typed AtomicAgent and AtomicPipeline resources as services."""
 
 GROUP = "atomicagents.io"
 VERSION = "v1alpha1"

@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from atomic_operator.devcluster import ControlPlane
-
-T = TypeVar("T")
 
 
 class Kube:
@@ -35,7 +33,7 @@ class Kube:
         return out
 
 
-def eventually(probe: Callable[[], T | None], timeout: float = 10.0, interval: float = 0.1,
+def eventually[T](probe: Callable[[], T | None], timeout: float = 10.0, interval: float = 0.1,
                what: str = "condition") -> T:
     """Poll until probe returns something truthy, or fail saying what never happened."""
     deadline = time.monotonic() + timeout

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import Field
 
-from atomic_operator.api.base import ApiModel
+from atomic_operator.api.base import ApiModel, cel, validations
 from atomic_operator.api.common import (
     DNS_LABEL,
     CommonStatus,
@@ -22,25 +22,17 @@ PROVIDERS_NEEDING_BASE_URL = ("ollama", "openai-compatible")
 PROVIDERS_NEEDING_API_KEY = ("openai", "anthropic", "groq", "gemini")
 
 
-def _cel(rule: str, message: str, field_path: str | None = None) -> dict[str, str]:
-    """One CEL rule for the CRD; a fieldPath makes the API server's error name the field."""
-    out = {"rule": rule, "message": message}
-    if field_path:
-        out["fieldPath"] = field_path
-    return out
-
-
 class ModelSpec(ApiModel):
     """Which model answers, how to reach it, and how hard to try."""
 
-    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
-        _cel("!(self.provider in ['ollama', 'openai-compatible']) || has(self.baseURL)",
+    model_config = validations(
+        cel("!(self.provider in ['ollama', 'openai-compatible']) || has(self.baseURL)",
              "baseURL is required when provider is ollama or openai-compatible", ".baseURL"),
-        _cel("!(self.provider in ['openai', 'anthropic', 'groq', 'gemini'])"
+        cel("!(self.provider in ['openai', 'anthropic', 'groq', 'gemini'])"
              " || has(self.apiKeySecretRef)",
              "apiKeySecretRef is required for hosted providers (openai, anthropic, groq, gemini)",
              ".apiKeySecretRef"),
-    ]})
+    )
 
     provider: Provider
     """The model provider: openai, anthropic, groq, gemini, ollama or openai-compatible
@@ -93,11 +85,11 @@ class SystemPrompt(ApiModel):
 class ContextProvider(ApiModel):
     """Extra text appended to the system prompt under a title, from exactly one source."""
 
-    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
-        _cel("[has(self.text), has(self.configMapKeyRef), has(self.secretKeyRef)]"
+    model_config = validations(
+        cel("[has(self.text), has(self.configMapKeyRef), has(self.secretKeyRef)]"
              ".filter(x, x).size() == 1",
              "exactly one of text, configMapKeyRef or secretKeyRef must be set"),
-    ]})
+    )
 
     name: Annotated[str, Field(pattern=DNS_LABEL, max_length=63)]
     """Unique name of the provider within the agent (a DNS label)."""
@@ -121,10 +113,10 @@ AutoscalingMode = Literal["none", "custom", "hpa"]
 class Autoscaling(ApiModel):
     """How the number of replicas follows load."""
 
-    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
-        _cel("self.minReplicas <= self.maxReplicas",
+    model_config = validations(
+        cel("self.minReplicas <= self.maxReplicas",
              "minReplicas must be less than or equal to maxReplicas", ".minReplicas"),
-    ]})
+    )
 
     mode: AutoscalingMode = "none"
     """none: spec.replicas is kept as written. custom: the operator's autoscaler scales on
@@ -200,14 +192,14 @@ class PodOverrides(ApiModel):
 class AtomicAgentSpec(ApiModel):
     """The desired state of an AtomicAgent."""
 
-    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
-        _cel("has(self.entrypoint) || (has(self.inputSchema) && has(self.outputSchema))",
+    model_config = validations(
+        cel("has(self.entrypoint) || (has(self.inputSchema) && has(self.outputSchema))",
              "inputSchema and outputSchema are required unless entrypoint names an agent "
              "built into the image", ".inputSchema"),
-        _cel("!has(self.pod) || !has(self.pod.env) || "
+        cel("!has(self.pod) || !has(self.pod.env) || "
              "self.pod.env.all(e, !e.name.startsWith('ATOMIC_AGENT_'))",
              "environment variables starting with ATOMIC_AGENT_ are reserved", ".pod.env"),
-    ]})
+    )
 
     model: ModelSpec
     """The model that answers."""
@@ -268,12 +260,12 @@ class AtomicAgentStatus(CommonStatus):
 class AtomicAgent(ApiModel):
     """A single-purpose LLM agent with a typed input and output, served over HTTP."""
 
-    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
-        _cel("self.metadata.name.size() <= 52"
+    model_config = validations(
+        cel("self.metadata.name.size() <= 52"
              " && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
              "metadata.name must be a DNS-1035 label of at most 52 characters: it names "
              "the agent's Service and Deployment"),
-    ]})
+    )
 
     spec: AtomicAgentSpec
     """The desired state."""

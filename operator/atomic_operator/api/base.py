@@ -2,8 +2,28 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, JsonValue
 from pydantic.alias_generators import to_camel
+
+JsonDict = dict[str, JsonValue]
+
+
+def cel(rule: str, message: str, field_path: str | None = None) -> JsonDict:
+    """One CEL rule for the CRD; a fieldPath makes the API server's error name the field."""
+    out: JsonDict = {"rule": rule, "message": message}
+    if field_path:
+        out["fieldPath"] = field_path
+    return out
+
+
+def validations(*rules: JsonDict) -> ConfigDict:
+    """Model config carrying cross-field rules the API server checks at admission.
+
+    These run only in the API server; rules the models must also enforce when the operator
+    reads an object are written as pydantic validators beside them.
+    """
+    listed: list[JsonValue] = list(rules)
+    return ConfigDict(json_schema_extra={"x-kubernetes-validations": listed})
 
 
 class ApiModel(BaseModel):

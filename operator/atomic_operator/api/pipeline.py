@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from atomic_operator.api.agent import _cel
-from atomic_operator.api.base import ApiModel
+from atomic_operator.api.base import ApiModel, cel, validations
 from atomic_operator.api.common import (
     DNS_LABEL,
     CommonStatus,
@@ -29,10 +28,10 @@ class InputBinding(ApiModel):
 
     # CEL cannot see `value` (it is untyped), so admission checks from/template and the
     # model validator below checks the rest when the operator reads the object.
-    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
-        _cel("!(has(self.from) && has(self.template))",
+    model_config = validations(
+        cel("!(has(self.from) && has(self.template))",
              "set only one of from, template or value"),
-    ]})
+    )
 
     from_: Annotated[str | None, Field(alias="from", pattern=REFERENCE, max_length=512)] = None
     """A typed reference, e.g. steps.analyze.output.summary, input.text or item.title; the
@@ -57,12 +56,12 @@ class InputBinding(ApiModel):
 class PipelineStep(ApiModel):
     """One call of an AtomicAgent, possibly once per element of an upstream list."""
 
-    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
-        _cel("!has(self.dependsOn) || !(self.name in self.dependsOn)",
+    model_config = validations(
+        cel("!has(self.dependsOn) || !(self.name in self.dependsOn)",
              "a step cannot depend on itself", ".dependsOn"),
-        _cel("!has(self.forEach) || self.forEach.startsWith('steps.')",
+        cel("!has(self.forEach) || self.forEach.startsWith('steps.')",
              "forEach must reference a list field of an upstream step's output", ".forEach"),
-    ]})
+    )
 
     name: Annotated[str, Field(pattern=DNS_LABEL, max_length=63)]
     """Unique name of the step (a DNS label), used in references."""
@@ -107,14 +106,14 @@ class PipelineRunner(ApiModel):
 class AtomicPipelineSpec(ApiModel):
     """The desired state of an AtomicPipeline."""
 
-    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
-        _cel("self.steps.all(s, !has(s.dependsOn) || "
+    model_config = validations(
+        cel("self.steps.all(s, !has(s.dependsOn) || "
              "s.dependsOn.all(d, self.steps.exists(t, t.name == d)))",
              "every dependsOn entry must name a step of this pipeline", ".steps"),
-        _cel("self.output.from.startsWith('input') || self.steps.exists(s, "
+        cel("self.output.from.startsWith('input') || self.steps.exists(s, "
              "self.output.from.startsWith('steps.' + s.name + '.output'))",
              "output.from must reference a step of this pipeline", ".output.from"),
-    ]})
+    )
 
     input_schema: JSONSchemaObject
     """JSON Schema of the pipeline's input, referenced as input.<field>."""
@@ -144,12 +143,12 @@ class AtomicPipelineStatus(CommonStatus):
 class AtomicPipeline(ApiModel):
     """A composition of AtomicAgents whose edges are type-checked."""
 
-    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
-        _cel("self.metadata.name.size() <= 52"
+    model_config = validations(
+        cel("self.metadata.name.size() <= 52"
              " && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
              "metadata.name must be a DNS-1035 label of at most 52 characters: it names "
              "the pipeline's Service and Deployment"),
-    ]})
+    )
 
     spec: AtomicPipelineSpec
     """The desired state."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import threading
 from pathlib import Path
@@ -39,8 +40,6 @@ def run_up(args: argparse.Namespace) -> int:
     with ControlPlane(crds=crds, workdir=args.workdir.resolve()) as cp:
         print(f"control plane up at {cp.server}", flush=True)
         print(f"export KUBECONFIG={cp.kubeconfig}", flush=True)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
-        except KeyboardInterrupt:
-            pass
     return 0

@@ -26,7 +26,7 @@ class CrdKind:
     kind: str
     plural: str
     short_names: tuple[str, ...]
-    printer_columns: tuple[dict[str, str], ...]
+    printer_columns: tuple[dict[str, str | int], ...]
     scale: bool = False
     categories: tuple[str, ...] = field(default=("atomic",))
 

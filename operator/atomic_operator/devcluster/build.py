@@ -176,7 +176,8 @@ def ensure_binaries(versions: Versions = PINNED) -> Binaries:
 
 
 def _bindir(versions: Versions) -> Path:
-    return cache_dir() / "bin" / f"k8s-{versions.kubernetes}-kwok-{versions.kwok}-helm-{versions.helm}"
+    key = f"k8s-{versions.kubernetes}-kwok-{versions.kwok}-helm-{versions.helm}"
+    return cache_dir() / "bin" / key
 
 
 def _all_built(versions: Versions) -> bool:

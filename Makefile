@@ -1,0 +1,68 @@
+# Run `make help` for the targets. Everything runs inside .venv, created on demand.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+PYTEST_ARGS ?=
+
+##@ General
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make <target>\n"} \
+	  /^[a-zA-Z_-]+:.*?##/ { printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2 } \
+	  /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $$(hack/find-python) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+.PHONY: venv
+venv: $(VENV)/.installed ## Create .venv with the operator, the runtime and the dev tools.
+
+.PHONY: binaries
+binaries: venv ## Build the control-plane binaries into ~/.cache/atomic-operator (once).
+	$(BIN)/atomicctl dev build
+
+##@ Development
+
+.PHONY: generate
+generate: venv ## Regenerate the CRDs from the API models.
+	$(BIN)/atomicctl crds --out crds
+
+.PHONY: verify
+verify: venv ## Fail when generated files differ from what the models produce.
+	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && \
+	  $(BIN)/atomicctl crds --out $$tmp >/dev/null && \
+	  if ! diff -ru crds $$tmp; then \
+	    echo "crds/ is stale: run 'make generate' and commit the result" >&2; exit 1; fi
+
+.PHONY: lint
+lint: venv ## ruff and mypy --strict on both packages.
+	$(BIN)/ruff check operator agent_image tests bench
+	$(BIN)/mypy operator/atomic_operator agent_image/atomic_runtime
+
+.PHONY: test
+test: venv binaries ## Run every test: unit, runtime, and against the real control plane.
+	$(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+.PHONY: test-unit
+test-unit: venv ## Only the tests that need no control plane.
+	$(BIN)/pytest -p no:cacheprovider tests/unit $(PYTEST_ARGS)
+
+.PHONY: test-k8s
+test-k8s: venv binaries ## Only the tests against the real control plane.
+	$(BIN)/pytest -p no:cacheprovider tests/k8s $(PYTEST_ARGS)
+
+##@ Running
+
+.PHONY: run
+run: venv binaries ## Start the embedded control plane, the operator and the examples.
+	$(BIN)/atomicctl dev demo $(RUN_ARGS)
+
+.PHONY: clean
+clean: ## Remove the venv and local control-plane data (the binary cache stays).
+	rm -rf $(VENV) .devcluster .pytest_cache .mypy_cache .ruff_cache
