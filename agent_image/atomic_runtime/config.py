@@ -1,0 +1,106 @@
+"""The operator → runtime contract (docs/runtime-config.md) as a pydantic model.
+
+The operator renders this file and the runtime refuses to start on anything it does not
+understand, so a typo in a hand-written config fails at boot instead of at the first request.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+DEFAULT_CONFIG_PATH = "/etc/atomic-agent/agent.json"
+
+Provider = Literal["openai", "anthropic", "groq", "gemini", "ollama", "openai-compatible"]
+
+
+class _Camel(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+class ModelConfig(_Camel):
+    provider: Provider = "openai"
+    name: str
+    base_url: str | None = Field(default=None, alias="baseURL")
+    api_key_env: str = "ATOMIC_AGENT_API_KEY"
+    temperature: float | None = None
+    max_tokens: int | None = Field(default=None, gt=0)
+    timeout_seconds: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=2, ge=0, le=10)
+    mode: str | None = None
+
+    @model_validator(mode="after")
+    def _base_url_where_needed(self) -> ModelConfig:
+        if self.provider in ("ollama", "openai-compatible") and not self.base_url:
+            raise ValueError(f"model.baseURL is required for provider {self.provider!r}")
+        return self
+
+
+class SystemPromptConfig(_Camel):
+    background: list[str] = Field(default_factory=list)
+    steps: list[str] = Field(default_factory=list)
+    output_instructions: list[str] = Field(default_factory=list)
+
+
+class ContextProviderConfig(_Camel):
+    name: str
+    title: str
+    text: str | None = None
+    file: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one_source(self) -> ContextProviderConfig:
+        if (self.text is None) == (self.file is None):
+            raise ValueError(
+                f"contextProviders[{self.name}]: exactly one of 'text' or 'file' is required"
+            )
+        return self
+
+
+class ConcurrencyConfig(_Camel):
+    max_in_flight: int = Field(default=8, ge=1)
+    queue_size: int = Field(default=32, ge=0)
+
+
+class AgentConfig(_Camel):
+    api_version: str = "atomicagents.io/v1alpha1"
+    kind: Literal["AgentConfig"] = "AgentConfig"
+    name: str
+    namespace: str = "default"
+    model: ModelConfig
+    system_prompt: SystemPromptConfig = Field(default_factory=SystemPromptConfig)
+    input_schema: dict[str, Any] | None = None
+    output_schema: dict[str, Any] | None = None
+    context_providers: list[ContextProviderConfig] = Field(default_factory=list)
+    concurrency: ConcurrencyConfig = Field(default_factory=ConcurrencyConfig)
+    request_timeout_seconds: float = Field(default=120.0, gt=0)
+    max_body_bytes: int = Field(default=1_048_576, gt=0)
+    agent_ref: str | None = None
+
+    @model_validator(mode="after")
+    def _schemas_or_agent_ref(self) -> AgentConfig:
+        if self.agent_ref is None and (self.input_schema is None or self.output_schema is None):
+            raise ValueError("inputSchema and outputSchema are required unless agentRef is set")
+        if self.agent_ref is not None and ":" not in self.agent_ref:
+            raise ValueError("agentRef must look like 'module:attribute'")
+        names = [p.name for p in self.context_providers]
+        if len(names) != len(set(names)):
+            raise ValueError("contextProviders names must be unique")
+        return self
+
+
+def parse_config(data: dict[str, Any]) -> AgentConfig:
+    return AgentConfig.model_validate(data)
+
+
+def load_config(path: str | None = None) -> AgentConfig:
+    """Read the file the operator mounted; the path comes from ATOMIC_AGENT_CONFIG."""
+    resolved = path or os.environ.get("ATOMIC_AGENT_CONFIG", DEFAULT_CONFIG_PATH)
+    return parse_config(json.loads(Path(resolved).read_text(encoding="utf-8")))

@@ -1,0 +1,350 @@
+"""One shared, provider-agnostic structured-output client per process.
+
+Every provider goes through instructor so validation and re-asks behave the same way. The
+client is built once at start-up (connection pools and TLS sessions are shared by all
+requests), with the SDK's 600 s default timeout replaced by the agent's own and the SDK's
+transport retries bounded. Provider SDKs other than openai are imported only when the
+config names them: they are optional and some are large. When groq's, gemini's or
+anthropic's SDK is absent, their OpenAI-compatible endpoints are used instead.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from .config import ModelConfig
+from .metrics import Metrics
+
+log = logging.getLogger("atomic_runtime.llm")
+
+OPENAI_COMPATIBLE_ENDPOINTS = {
+    "groq": "https://api.groq.com/openai/v1",
+    "gemini": "https://generativelanguage.googleapis.com/v1beta/openai/",
+    "anthropic": "https://api.anthropic.com/v1/",
+}
+STANDARD_KEY_ENV = {
+    "openai": "OPENAI_API_KEY",
+    "anthropic": "ANTHROPIC_API_KEY",
+    "groq": "GROQ_API_KEY",
+    "gemini": "GEMINI_API_KEY",
+}
+DEFAULT_MODES = {
+    "openai": "tools",
+    "openai-compatible": "tools",
+    "ollama": "json",
+    "groq": "tools",
+    "gemini": "tools",
+    "anthropic": "anthropic_tools",
+}
+KEYLESS_PROVIDERS = ("ollama", "openai-compatible")
+
+_call_started: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "llm_call_started", default=None
+)
+
+
+class MissingAPIKeyError(RuntimeError):
+    pass
+
+
+class LLMCallError(Exception):
+    """A failed model interaction, classified for the HTTP answer and the metrics.
+
+    ``reason`` is one of rate_limit, timeout, upstream_5xx, validation, connection,
+    upstream_4xx, other: the label values of agent_llm_errors_total.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        message: str,
+        upstream_status: int | None = None,
+        retry_after: float | None = None,
+        attempts: int | None = None,
+        details: tuple[dict[str, str], ...] = (),
+    ) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+        self.message = message
+        self.upstream_status = upstream_status
+        self.retry_after = retry_after
+        self.attempts = attempts
+        self.details = details
+
+
+def api_key(model: ModelConfig) -> str | None:
+    """The key from the env var the operator fills from the Secret (never from the file)."""
+    key = os.environ.get(model.api_key_env)
+    if not key and model.provider in STANDARD_KEY_ENV:
+        key = os.environ.get(STANDARD_KEY_ENV[model.provider])
+    return key or None
+
+
+def resolve_mode(model: ModelConfig) -> Any:
+    import instructor
+
+    name = (model.mode or DEFAULT_MODES[model.provider]).upper()
+    aliases = {"TOOLS": "TOOLS", "JSON": "JSON", "JSON_SCHEMA": "JSON_SCHEMA", "MD_JSON": "MD_JSON"}
+    try:
+        return instructor.Mode[aliases.get(name, name)]
+    except KeyError:
+        raise ValueError(f"unknown instructor mode {model.mode!r}") from None
+
+
+def _openai_client(model: ModelConfig, key: str | None, base_url: str | None, pool: int) -> Any:
+    import httpx2
+    import openai
+
+    timeout = httpx2.Timeout(model.timeout_seconds, connect=min(5.0, model.timeout_seconds))
+    http_client = openai.DefaultAsyncHttpxClient(
+        timeout=timeout,
+        limits=httpx2.Limits(max_connections=None, max_keepalive_connections=pool),
+    )
+    return openai.AsyncOpenAI(
+        api_key=key or "unused",
+        base_url=base_url,
+        timeout=timeout,
+        max_retries=model.max_retries,
+        http_client=http_client,
+    )
+
+
+def build_instructor(model: ModelConfig, pool: int = 100) -> Any:
+    """Build the AsyncInstructor for the configured provider."""
+    import importlib.util
+
+    import instructor
+
+    key = api_key(model)
+    if key is None and model.provider not in KEYLESS_PROVIDERS:
+        raise MissingAPIKeyError(
+            f"no API key: set the environment variable {model.api_key_env} "
+            f"(the operator fills it from the Secret named in the AtomicAgent spec)"
+        )
+    mode = resolve_mode(model)
+    provider = model.provider
+    if provider in ("openai", "openai-compatible", "ollama"):
+        return instructor.from_openai(_openai_client(model, key, model.base_url, pool), mode=mode)
+    if provider == "anthropic" and importlib.util.find_spec("anthropic") is not None:
+        anthropic = importlib.import_module("anthropic")
+        client = anthropic.AsyncAnthropic(
+            api_key=key,
+            base_url=model.base_url,
+            timeout=model.timeout_seconds,
+            max_retries=model.max_retries,
+        )
+        return instructor.from_anthropic(client, mode=mode)
+    if provider == "groq" and importlib.util.find_spec("groq") is not None:
+        groq = importlib.import_module("groq")
+        client = groq.AsyncGroq(
+            api_key=key,
+            base_url=model.base_url,
+            timeout=model.timeout_seconds,
+            max_retries=model.max_retries,
+        )
+        return instructor.from_groq(client, mode=mode)
+    if provider == "gemini" and importlib.util.find_spec("google.genai") is not None:
+        genai = importlib.import_module("google.genai")
+        types = importlib.import_module("google.genai.types")
+        options = types.HttpOptions(timeout=int(model.timeout_seconds * 1000))
+        if model.base_url:
+            options.base_url = model.base_url
+        gclient = genai.Client(api_key=key, http_options=options)
+        gmode = instructor.Mode.GENAI_TOOLS if model.mode is None else mode
+        return instructor.from_genai(gclient, mode=gmode, use_async=True)
+    # SDK not installed: the provider's OpenAI-compatible endpoint with the openai SDK
+    if model.mode is None or mode.name.startswith("ANTHROPIC"):
+        mode = instructor.Mode.TOOLS
+    base = model.base_url or OPENAI_COMPATIBLE_ENDPOINTS[provider]
+    log.info(
+        "provider SDK not installed, using its OpenAI-compatible endpoint",
+        extra={"provider": provider, "base_url": base},
+    )
+    return instructor.from_openai(_openai_client(model, key, base, pool), mode=mode)
+
+
+class LLM:
+    """The shared client plus the per-call settings and the metrics hooks."""
+
+    def __init__(self, model: ModelConfig, metrics: Metrics, client: Any | None = None) -> None:
+        self.model = model
+        self.metrics = metrics
+        self.client = client if client is not None else build_instructor(model)
+        self.extra: dict[str, Any] = {}
+        if model.temperature is not None:
+            self.extra["temperature"] = model.temperature
+        if model.max_tokens is not None:
+            self.extra["max_tokens"] = model.max_tokens
+        elif model.provider == "anthropic":
+            self.extra["max_tokens"] = 4096  # anthropic refuses a call without it
+        self.install_hooks(self.client)
+
+    async def aclose(self) -> None:
+        inner = getattr(self.client, "client", None)
+        close = getattr(inner, "close", None)
+        if close is not None:
+            result = close()
+            if hasattr(result, "__await__"):
+                await result
+
+    def install_hooks(self, client: Any) -> None:
+        client.on("completion:kwargs", self._on_kwargs)
+        client.on("completion:response", self._on_response)
+        client.on("completion:error", self._on_error)
+        client.on("parse:error", self._on_parse_error)
+
+    # hooks run inside the request's task, so a ContextVar pairs start and end of a call
+    def _on_kwargs(self, *args: Any, **kwargs: Any) -> None:
+        _call_started.set(time.perf_counter())
+
+    def _observe(self) -> None:
+        started = _call_started.get()
+        if started is not None:
+            self.metrics.llm_duration_h.observe(time.perf_counter() - started)
+            _call_started.set(None)
+
+    def _on_response(self, response: Any, *args: Any, **kwargs: Any) -> None:
+        self._observe()
+        usage = getattr(response, "usage", None) or getattr(response, "usage_metadata", None)
+        if usage is None:
+            return
+        prompt = _first_int(usage, ("prompt_tokens", "input_tokens", "prompt_token_count"))
+        completion = _first_int(
+            usage, ("completion_tokens", "output_tokens", "candidates_token_count")
+        )
+        if prompt:
+            self.metrics.prompt_tokens_c.inc(prompt)
+        if completion:
+            self.metrics.completion_tokens_c.inc(completion)
+
+    def _on_error(self, error: Any, *args: Any, **kwargs: Any) -> None:
+        self._observe()
+
+    def _on_parse_error(self, error: Any, *args: Any, **kwargs: Any) -> None:
+        if not kwargs.get("is_last_attempt", False):
+            self.metrics.validation_retries_c.inc()
+
+    async def complete(
+        self, messages: Sequence[dict[str, Any]], response_model: type[BaseModel]
+    ) -> BaseModel:
+        try:
+            result = await self.client.chat.completions.create(
+                model=self.model.name,
+                messages=list(messages),
+                response_model=response_model,
+                max_retries=self.model.max_retries,
+                **self.extra,
+            )
+        except Exception as exc:
+            raise classify(exc) from exc
+        assert isinstance(result, BaseModel)
+        return result
+
+
+def _first_int(obj: Any, names: tuple[str, ...]) -> int:
+    for name in names:
+        value = getattr(obj, name, None)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return 0
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and cur not in seen:
+        seen.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    return seen
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if headers is None:
+        return None
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        raw = headers.get(name)
+        if raw:
+            try:
+                return float(raw) * scale
+            except ValueError:
+                continue
+    return None
+
+
+def _validation_details(exc: BaseException) -> tuple[dict[str, str], ...]:
+    from .schema_models import json_path
+
+    if isinstance(exc, ValidationError):
+        return tuple(
+            {"path": json_path(list(e["loc"])), "message": e["msg"]}
+            for e in exc.errors(include_url=False)
+        )
+    return ({"path": "$", "message": str(exc)[:300]},)
+
+
+def classify(exc: BaseException) -> LLMCallError:
+    """Map whatever the SDK stack raised to one reason the API and the metrics share."""
+    if isinstance(exc, LLMCallError):
+        return exc
+    chain = _chain(exc)
+    attempts = getattr(exc, "n_attempts", None)
+    for err in chain:
+        name = type(err).__name__
+        status = getattr(err, "status_code", None)
+        if not isinstance(status, int):
+            status = getattr(getattr(err, "response", None), "status_code", None)
+        if "Timeout" in name or isinstance(err, TimeoutError):
+            return LLMCallError(
+                "timeout", "the model provider did not answer in time", None, attempts=attempts
+            )
+        if status == 429 or "RateLimit" in name:
+            return LLMCallError(
+                "rate_limit",
+                "the model provider is rate-limiting this agent",
+                429,
+                retry_after=_retry_after(err),
+                attempts=attempts,
+            )
+        if isinstance(status, int) and status >= 500:
+            return LLMCallError(
+                "upstream_5xx",
+                f"the model provider failed with HTTP {status}",
+                status,
+                retry_after=_retry_after(err),
+                attempts=attempts,
+            )
+        if isinstance(status, int) and 400 <= status < 500:
+            return LLMCallError(
+                "upstream_4xx",
+                f"the model provider refused the call (HTTP {status})",
+                status,
+                attempts=attempts,
+            )
+        if "Connection" in name or isinstance(err, ConnectionError):
+            return LLMCallError(
+                "connection", "the model provider is unreachable", attempts=attempts
+            )
+    for err in chain:
+        if isinstance(err, ValidationError | json.JSONDecodeError) or type(err).__name__ in (
+            "ResponseParsingError",
+            "AsyncValidationError",
+            "IncompleteOutputException",
+        ):
+            return LLMCallError(
+                "validation",
+                "the model's output did not match the output schema after "
+                f"{attempts or 1} attempt(s)",
+                attempts=attempts,
+                details=_validation_details(err),
+            )
+    return LLMCallError("other", f"model call failed ({type(exc).__name__})", attempts=attempts)
