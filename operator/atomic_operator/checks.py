@@ -1,0 +1,68 @@
+"""Checks of an AtomicAgent spec beyond the CRD: pure functions over the parsed model."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from jsonschema import Draft202012Validator, SchemaError
+
+from atomic_operator.api import AtomicAgent
+from atomic_operator.api.common import JSONSchemaObject
+from atomic_operator.problems import SpecProblem
+
+INSTRUCTOR_MODES: dict[str, frozenset[str]] = {
+    "openai": frozenset({"tools", "tools_strict", "parallel_tools", "json", "json_schema",
+                         "md_json", "json_o1", "responses_tools"}),
+    "openai-compatible": frozenset({"tools", "tools_strict", "parallel_tools", "json",
+                                    "json_schema", "md_json"}),
+    "ollama": frozenset({"tools", "json", "json_schema", "md_json"}),
+    "groq": frozenset({"tools", "json", "md_json"}),
+    "anthropic": frozenset({"anthropic_tools", "anthropic_json", "anthropic_parallel_tools",
+                            "anthropic_reasoning_tools"}),
+    "gemini": frozenset({"gemini_json", "gemini_tools", "genai_tools",
+                         "genai_structured_outputs"}),
+}
+"""Instructor modes each provider's client accepts (lower-case names of instructor.Mode)."""
+
+MAX_CONFIG_BYTES = 900_000
+"""A ConfigMap holds at most 1 MiB; leave room for metadata."""
+
+
+def check_schema(schema: JSONSchemaObject | None, field: str) -> list[SpecProblem]:
+    """The schema must itself be valid JSON Schema (draft 2020-12)."""
+    if schema is None:
+        return []
+    document = schema.model_dump(by_alias=True, exclude_none=True)
+    try:
+        Draft202012Validator.check_schema(document)
+    except SchemaError as err:
+        where = ".".join([field, *(str(p) for p in err.absolute_path)])
+        return [SpecProblem(where, "InvalidSchema", f"not valid JSON Schema: {err.message}")]
+    return []
+
+
+def check_agent(agent: AtomicAgent, rendered_config: dict[str, Any]) -> list[SpecProblem]:
+    """Everything about the spec alone (no other objects) that makes it unservable."""
+    spec = agent.spec
+    problems = [*check_schema(spec.input_schema, "spec.inputSchema"),
+                *check_schema(spec.output_schema, "spec.outputSchema")]
+    mode = spec.model.mode
+    if mode is not None and mode not in INSTRUCTOR_MODES[spec.model.provider]:
+        allowed = ", ".join(sorted(INSTRUCTOR_MODES[spec.model.provider]))
+        problems.append(SpecProblem(
+            "spec.model.mode", "UnsupportedMode",
+            f"mode {mode!r} does not work with provider {spec.model.provider}; use one of "
+            f"{allowed}"))
+    if spec.image_pull_policy == "Never" and spec.image is None:
+        problems.append(SpecProblem(
+            "spec.imagePullPolicy", "ImagePullPolicyConflict",
+            "imagePullPolicy Never needs spec.image naming an image present on the nodes; "
+            "the operator's default runtime image is pulled from its registry"))
+    size = len(json.dumps(rendered_config))
+    if size > MAX_CONFIG_BYTES:
+        problems.append(SpecProblem(
+            "spec", "ConfigTooLarge",
+            f"the rendered configuration is {size} bytes; a ConfigMap holds under 1 MiB "
+            "(move long context into a configMapKeyRef context provider)"))
+    return problems

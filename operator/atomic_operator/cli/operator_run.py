@@ -1,0 +1,47 @@
+"""`atomicctl operator`: run the operator in this process.
+
+The operator runs standalone (no kopf peering): the chart deploys one replica with the
+Recreate strategy, so two operators never reconcile the same objects. Peering would need
+extra CRDs and RBAC for a benefit (hot standby) that a restarted pod gives within seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from typing import Any
+
+import kopf
+
+
+def register(sub: Any) -> None:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        "operator", help="run the operator against the cluster of the current kubeconfig")
+    add_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-n", "--namespace", action="append", default=[],
+                        help="watch only this namespace (repeatable); default: all")
+    parser.add_argument("--liveness", default="http://0.0.0.0:8081/healthz",
+                        help="liveness endpoint URL (empty to disable)")
+    parser.add_argument("--log-format", choices=["json", "plain", "full"], default="json")
+    parser.add_argument("--verbose", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    import atomic_operator.handlers  # noqa: F401  (registers the handlers with kopf)
+
+    kopf.configure(verbose=args.verbose, log_format={
+        "json": kopf.LogFormat.JSON, "plain": kopf.LogFormat.PLAIN,
+        "full": kopf.LogFormat.FULL}[args.log_format], log_refkey="object")
+    kopf.run(standalone=True, clusterwide=not args.namespace, namespaces=args.namespace,
+             liveness_endpoint=args.liveness or None)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="atomic-operator", description=__doc__)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))

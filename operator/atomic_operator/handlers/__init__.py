@@ -1,0 +1,5 @@
+"""kopf handlers: thin functions that parse and delegate. `kopf run -m` imports this."""
+
+from atomic_operator.handlers import atomic_agent, children, indexes, lifecycle, references
+
+__all__ = ["atomic_agent", "children", "indexes", "lifecycle", "references"]

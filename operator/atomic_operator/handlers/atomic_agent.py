@@ -1,0 +1,29 @@
+"""AtomicAgent: creation, resumption and updates all run the one reconcile."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from atomic_operator import GROUP, VERSION
+from atomic_operator.handlers.dispatch import reconcile_body
+from atomic_operator.handlers.indexes import Indexes
+from atomic_operator.handlers.types import Logger
+from atomic_operator.runner import AgentReconciler
+
+
+@kopf.on.create(GROUP, VERSION, "atomicagents")
+@kopf.on.resume(GROUP, VERSION, "atomicagents")
+@kopf.on.update(GROUP, VERSION, "atomicagents")
+async def reconcile(*, body: kopf.Body, reason: str, memo: Any, logger: Logger,
+                    **kwargs: Any) -> None:
+    await reconcile_body(body, str(reason), memo, Indexes.from_kwargs(kwargs), logger)
+
+
+@kopf.on.event(GROUP, VERSION, "atomicagents")
+def forget(*, type: str, namespace: str | None, name: str, memo: Any, **_: Any) -> None:
+    """Children go with the agent through garbage collection; only our memory remains."""
+    if type == "DELETED":
+        reconciler: AgentReconciler = memo.reconciler
+        reconciler.forget((namespace or "", name))

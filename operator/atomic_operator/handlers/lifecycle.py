@@ -1,0 +1,64 @@
+"""Start-up and clean-up: operator settings, the API client and the metrics server."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from atomic_operator import GROUP
+from atomic_operator.handlers.types import Logger
+from atomic_operator.k8s import KubeClient
+from atomic_operator.metrics import serve
+from atomic_operator.runner import AgentReconciler
+from atomic_operator.settings import OperatorSettings
+
+
+def _login(settings: kopf.OperatorSettings) -> kopf.ConnectionInfo:
+    info = (kopf.login_with_service_account(settings=settings)
+            or kopf.login_with_kubeconfig(settings=settings))
+    if info is None:
+        raise kopf.PermanentError("no credentials: neither in-cluster nor a kubeconfig")
+    return info
+
+
+@kopf.on.startup()
+async def startup(*, settings: kopf.OperatorSettings, memo: Any, logger: Logger,
+                  **_: Any) -> None:
+    ours = OperatorSettings.from_env()
+    # kopf's bookkeeping lives under our own API group, not kopf.zalando.org.
+    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration")
+    # Reconnect watches every few minutes: long-lived streams die silently behind proxies.
+    settings.watching.server_timeout = 270
+    settings.watching.client_timeout = 300
+    settings.watching.connect_timeout = 10
+    settings.networking.request_timeout = 60
+    # One worker per object is kopf's model; cap them so a flood of objects cannot
+    # exhaust memory or the API server's priority-and-fairness budget.
+    settings.queueing.worker_limit = 200
+    # Our own events say what matters; kopf's per-handler "succeeded" events are noise.
+    settings.posting.level = logging.WARNING
+    settings.execution.max_workers = 4
+
+    info = _login(settings)
+    cert = (str(info.certificate_path), str(info.private_key_path)) \
+        if info.certificate_path and info.private_key_path else None
+    client = KubeClient.connect(
+        info.server, token=info.token, ca_data=info.ca_data,
+        ca_path=str(info.ca_path) if info.ca_path else None, insecure=info.insecure,
+        client_cert=cert)
+    memo.reconciler = AgentReconciler(client=client, settings=ours)
+    serve(ours.metrics_port)
+    logger.info("atomic-operator started: runtime image %s, metrics on :%s",
+                ours.runtime_image, ours.metrics_port)
+
+
+@kopf.on.cleanup()
+async def cleanup(*, memo: Any, **_: Any) -> None:
+    reconciler: AgentReconciler | None = memo.get("reconciler")
+    if reconciler is not None:
+        await reconciler.client.close()

@@ -1,0 +1,125 @@
+"""The operator's API client.
+
+kopf brings its own client for watching and for its bookkeeping; it does not do server-side
+apply, status of other objects or the scale subresource, so the operator talks to the API
+server itself, with the credentials kopf resolved (kubeconfig or in-cluster service
+account) and a single pooled aiohttp session.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import ssl
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from atomic_operator.k8s.resources import object_path
+
+
+class ApiError(Exception):
+    """A non-2xx answer, carrying the API server's Status message (which names fields)."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+
+def _ssl_context(ca_data: str | bytes | None, ca_path: str | None,
+                 insecure: bool | None) -> ssl.SSLContext | bool:
+    if insecure:
+        return False
+    context = ssl.create_default_context(cafile=ca_path)
+    if ca_data:
+        raw = ca_data if isinstance(ca_data, bytes) else ca_data.encode()
+        if b"-----BEGIN" not in raw:
+            raw = base64.b64decode(raw)
+        context.load_verify_locations(cadata=raw.decode())
+    return context
+
+
+class KubeClient:
+    """Requests against one API server; every method raises ApiError on failure."""
+
+    def __init__(self, server: str, session: aiohttp.ClientSession) -> None:
+        self.server = server.rstrip("/")
+        self.session = session
+
+    @classmethod
+    def connect(cls, server: str, *, token: str | None = None, ca_data: str | bytes | None = None,
+                ca_path: str | None = None, insecure: bool | None = None,
+                client_cert: tuple[str, str] | None = None, limit: int = 100) -> KubeClient:
+        ssl_ctx = _ssl_context(ca_data, ca_path, insecure)
+        if client_cert and isinstance(ssl_ctx, ssl.SSLContext):
+            ssl_ctx.load_cert_chain(*client_cert)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        session = aiohttp.ClientSession(
+            headers=headers,
+            connector=aiohttp.TCPConnector(ssl=ssl_ctx, limit=limit),
+            timeout=aiohttp.ClientTimeout(total=60),
+        )
+        return cls(server, session)
+
+    async def close(self) -> None:
+        await self.session.close()
+
+    async def _request(self, method: str, path: str, *, body: Any = None,
+                       content_type: str = "application/json",
+                       params: dict[str, str] | None = None) -> dict[str, Any]:
+        data = None if body is None else json.dumps(body)
+        headers = {"Content-Type": content_type} if data is not None else {}
+        async with self.session.request(method, self.server + path, data=data, headers=headers,
+                                        params=params) as resp:
+            text = await resp.text()
+            payload: dict[str, Any] = json.loads(text) if text else {}
+            if resp.status >= 400:
+                raise ApiError(resp.status, str(payload.get("reason", resp.reason)),
+                               str(payload.get("message", text[:500])))
+            return payload
+
+    async def get(self, path: str) -> dict[str, Any] | None:
+        """The object, or None when it does not exist."""
+        try:
+            return await self._request("GET", path)
+        except ApiError as err:
+            if err.status == 404:
+                return None
+            raise
+
+    async def apply(self, obj: dict[str, Any], field_manager: str, *,
+                    dry_run: bool = False) -> dict[str, Any]:
+        """Server-side apply with force: the operator owns the fields it renders."""
+        params = {"fieldManager": field_manager, "force": "true"}
+        if dry_run:
+            params["dryRun"] = "All"
+        return await self._request("PATCH", object_path(obj), body=obj, params=params,
+                                   content_type="application/apply-patch+yaml")
+
+    async def merge_patch(self, path: str, patch: dict[str, Any], field_manager: str
+                          ) -> dict[str, Any]:
+        return await self._request("PATCH", path, body=patch,
+                                   content_type="application/merge-patch+json",
+                                   params={"fieldManager": field_manager})
+
+    async def delete(self, path: str) -> bool:
+        """Delete in the background; False when it was already gone."""
+        try:
+            await self._request("DELETE", path, body={"propagationPolicy": "Background"})
+        except ApiError as err:
+            if err.status == 404:
+                return False
+            raise
+        return True
+
+    async def list(self, path: str, label_selector: dict[str, str] | None = None
+                   ) -> list[dict[str, Any]]:
+        params = None
+        if label_selector:
+            params = {"labelSelector": ",".join(f"{k}={quote(v)}"
+                                                for k, v in label_selector.items())}
+        items: list[dict[str, Any]] = (await self._request("GET", path, params=params))["items"]
+        return items

@@ -1,0 +1,41 @@
+"""Names and labels of the objects the operator creates, in one place."""
+
+from __future__ import annotations
+
+from atomic_operator import GROUP
+
+MANAGED_BY = "atomic-operator"
+AGENT_LABEL = f"{GROUP}/agent"
+PIPELINE_LABEL = f"{GROUP}/pipeline"
+CONFIG_HASH_ANNOTATION = f"{GROUP}/config-hash"
+MANAGED_SELECTOR = {"app.kubernetes.io/managed-by": MANAGED_BY}
+
+CONFIG_KEY = "agent.json"
+CONFIG_DIR = "/etc/atomic-agent"
+# Two sibling mounts: a volume cannot be mounted inside a read-only ConfigMap volume.
+CONFIG_MOUNT = f"{CONFIG_DIR}/config"
+CONTEXT_DIR = f"{CONFIG_DIR}/context"
+API_KEY_ENV = "ATOMIC_AGENT_API_KEY"
+HTTP_PORT = 8080
+METRICS_PORT = 9090
+SERVICE_PORT = 80
+
+
+def agent_labels(name: str) -> dict[str, str]:
+    """Labels on every child of an agent; the last one is also the pod selector."""
+    return {
+        "app.kubernetes.io/name": "atomic-agent",
+        "app.kubernetes.io/instance": name,
+        "app.kubernetes.io/component": "agent",
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        AGENT_LABEL: name,
+    }
+
+
+def agent_selector(name: str) -> dict[str, str]:
+    """The pod selector: immutable on a Deployment, so it uses only the agent's name."""
+    return {AGENT_LABEL: name}
+
+
+def config_map_name(agent: str) -> str:
+    return f"{agent}-config"

@@ -1,0 +1,1 @@
+"""Level-triggered reconciliation: read the whole desired state, converge the children."""

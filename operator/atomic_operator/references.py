@@ -1,0 +1,79 @@
+"""Resolve the Secrets and ConfigMaps an agent references, from in-memory indexes.
+
+The operator indexes the key digests of Secrets and ConfigMaps as it watches them (never
+their values), so resolving is a pure lookup and costs no API call; the same watch is what
+rolls the pods when a referenced Secret changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from atomic_operator.api import AtomicAgent
+from atomic_operator.api.common import ConfigMapKeyRef, SecretKeyRef
+from atomic_operator.problems import SpecProblem
+
+KeyDigests = Mapping[str, str]
+"""key → sha256 of the value, for one Secret or ConfigMap."""
+
+ObjectIndex = Mapping[tuple[str, str], KeyDigests]
+"""(namespace, name) → key digests."""
+
+
+def key_digests(data: Mapping[str, str] | None) -> dict[str, str]:
+    """What the index keeps of a Secret's or ConfigMap's data."""
+    return {k: hashlib.sha256(v.encode()).hexdigest() for k, v in (data or {}).items()}
+
+
+@dataclass(frozen=True)
+class ResolvedReferences:
+    """The outcome of looking up every reference of one agent."""
+
+    secrets_digest: str
+    problems: list[SpecProblem] = field(default_factory=list)
+
+
+def _lookup(index: ObjectIndex, namespace: str, ref: SecretKeyRef | ConfigMapKeyRef,
+            kind: str, field_path: str, found: dict[str, str]) -> SpecProblem | None:
+    digests = index.get((namespace, ref.name))
+    if digests is None:
+        return SpecProblem(f"{field_path}.name", f"Missing{kind}",
+                           f"{kind} {ref.name!r} does not exist in namespace {namespace}")
+    if ref.key not in digests:
+        keys = ", ".join(sorted(digests)) or "none"
+        return SpecProblem(f"{field_path}.key", f"Missing{kind}Key",
+                           f"{kind} {ref.name!r} has no key {ref.key!r} (keys: {keys})")
+    found[f"{kind}/{ref.name}/{ref.key}"] = digests[ref.key]
+    return None
+
+
+def resolve_references(agent: AtomicAgent, namespace: str, secrets: ObjectIndex,
+                       config_maps: ObjectIndex) -> ResolvedReferences:
+    """Check every reference exists and digest the referenced Secret keys."""
+    found: dict[str, str] = {}
+    problems: list[SpecProblem | None] = []
+    if agent.spec.model.api_key_secret_ref is not None:
+        problems.append(_lookup(secrets, namespace, agent.spec.model.api_key_secret_ref,
+                                "Secret", "spec.model.apiKeySecretRef", found))
+    for i, provider in enumerate(agent.spec.context_providers):
+        where = f"spec.contextProviders[{i}]"
+        if provider.secret_key_ref is not None:
+            problems.append(_lookup(secrets, namespace, provider.secret_key_ref, "Secret",
+                                    f"{where}.secretKeyRef", found))
+        if provider.config_map_key_ref is not None:
+            # ConfigMap context is re-read by the runtime: checked, but not part of the hash.
+            problems.append(_lookup(config_maps, namespace, provider.config_map_key_ref,
+                                    "ConfigMap", f"{where}.configMapKeyRef", {}))
+    secret_part = {k: v for k, v in found.items() if k.startswith("Secret/")}
+    digest = hashlib.sha256(json.dumps(secret_part, sort_keys=True).encode()).hexdigest()
+    return ResolvedReferences(digest, [p for p in problems if p is not None])
+
+
+def referenced_secrets(agent: AtomicAgent) -> set[str]:
+    """Names of the Secrets an agent depends on, to find it when one of them changes."""
+    refs = [agent.spec.model.api_key_secret_ref,
+            *(p.secret_key_ref for p in agent.spec.context_providers)]
+    return {r.name for r in refs if r is not None}

@@ -1,0 +1,159 @@
+"""Render an AtomicAgent into its children: pure functions, no API calls.
+
+`atomicctl render` prints exactly what these return, so a GitOps preview and the operator
+never disagree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from atomic_operator import API_VERSION
+from atomic_operator.api import AtomicAgent
+from atomic_operator.naming import (
+    API_KEY_ENV,
+    CONFIG_HASH_ANNOTATION,
+    CONFIG_KEY,
+    CONFIG_MOUNT,
+    CONTEXT_DIR,
+    HTTP_PORT,
+    METRICS_PORT,
+    SERVICE_PORT,
+    agent_labels,
+    agent_selector,
+    config_map_name,
+)
+from atomic_operator.render.config import runtime_config
+from atomic_operator.render.templates import render_template
+from atomic_operator.settings import OperatorSettings
+
+DEFAULT_RESOURCES: dict[str, dict[str, str]] = {
+    "requests": {"cpu": "100m", "memory": "128Mi"},
+    "limits": {"memory": "512Mi"},
+}
+"""Requests are needed for CPU-based HPA and for fair scheduling; set when the spec has none."""
+
+DRAIN_MARGIN_SECONDS = 15
+"""Added to the request deadline so a draining pod finishes its last request before SIGKILL."""
+
+
+@dataclass(frozen=True)
+class AgentIdentity:
+    """Who the children belong to: what ownerReferences and names need from the metadata."""
+
+    name: str
+    namespace: str
+    uid: str
+
+
+@dataclass(frozen=True)
+class RenderedAgent:
+    """Everything the operator applies for one agent, in apply order."""
+
+    config: dict[str, Any]
+    config_hash: str
+    deployment: dict[str, Any]
+    config_map: dict[str, Any]
+    service: dict[str, Any]
+    hpa: dict[str, Any] | None
+    pdb: dict[str, Any] | None
+
+    @property
+    def children(self) -> list[dict[str, Any]]:
+        """Deployment first: it is the child the API server is likeliest to refuse (pod
+        overrides are passed through), and refusing it first leaves nothing half made."""
+        optional = [c for c in (self.hpa, self.pdb) if c is not None]
+        return [self.deployment, self.config_map, self.service, *optional]
+
+
+def config_hash(config_json: str, secret_digest: str) -> str:
+    """Changes whenever the configuration or a referenced Secret's data changes."""
+    return hashlib.sha256(f"{config_json}\0{secret_digest}".encode()).hexdigest()[:16]
+
+
+def secret_digest(secrets: dict[str, dict[str, str]]) -> str:
+    """A digest of referenced Secrets' data (name → data), never the data itself."""
+    canonical = json.dumps(secrets, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _env(agent: AtomicAgent) -> list[dict[str, Any]]:
+    env: list[dict[str, Any]] = [
+        {"name": "ATOMIC_AGENT_CONFIG", "value": f"{CONFIG_MOUNT}/{CONFIG_KEY}"},
+        {"name": "ATOMIC_AGENT_PORT", "value": str(HTTP_PORT)},
+        {"name": "ATOMIC_AGENT_METRICS_PORT", "value": str(METRICS_PORT)},
+    ]
+    ref = agent.spec.model.api_key_secret_ref
+    if ref is not None:
+        env.append({"name": API_KEY_ENV,
+                    "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}})
+    for var in agent.spec.pod.env:
+        env.append(var.model_dump(by_alias=True, exclude_none=True))
+    return env
+
+
+def _context_sources(agent: AtomicAgent) -> list[dict[str, str]]:
+    sources = []
+    for provider in agent.spec.context_providers:
+        for kind, ref in (("configMap", provider.config_map_key_ref),
+                          ("secret", provider.secret_key_ref)):
+            if ref is not None:
+                sources.append({"kind": kind, "name": ref.name, "key": ref.key,
+                                "path": provider.name})
+    return sources
+
+
+def _resources(agent: AtomicAgent) -> dict[str, Any]:
+    if agent.spec.resources is None:
+        return DEFAULT_RESOURCES
+    return agent.spec.resources.model_dump(by_alias=True, exclude_none=True)
+
+
+def render_agent(agent: AtomicAgent, who: AgentIdentity, settings: OperatorSettings,
+                 secrets_digest: str = "", *, initial_replicas: int | None = None
+                 ) -> RenderedAgent:
+    """Render every child. `initial_replicas` is set only when the Deployment is created."""
+    config = runtime_config(agent, who.name, who.namespace)
+    config_json = json.dumps(config, indent=2, sort_keys=True)
+    digest = config_hash(config_json, secrets_digest)
+    spec = agent.spec
+    context: dict[str, Any] = {
+        "name": who.name,
+        "namespace": who.namespace,
+        "labels": agent_labels(who.name),
+        "selector": agent_selector(who.name),
+        "owner": {"apiVersion": API_VERSION, "kind": "AtomicAgent", "name": who.name,
+                  "uid": who.uid},
+        "config_map": config_map_name(who.name),
+        "config_json": config_json,
+        "config_hash": digest,
+        "hash_annotation": CONFIG_HASH_ANNOTATION,
+        "replicas": initial_replicas,
+        "image": spec.image or settings.runtime_image,
+        "image_pull_policy": spec.image_pull_policy,
+        "grace_seconds": spec.concurrency.request_timeout_seconds + DRAIN_MARGIN_SECONDS,
+        "pod": spec.pod,
+        "env": _env(agent),
+        "resources": _resources(agent),
+        "context_sources": _context_sources(agent),
+        "config_dir": CONFIG_MOUNT,
+        "context_dir": CONTEXT_DIR,
+        "http_port": HTTP_PORT,
+        "metrics_port": METRICS_PORT,
+        "service_port": SERVICE_PORT,
+        "autoscaling": spec.autoscaling,
+    }
+    wants_pdb = max(spec.replicas, spec.autoscaling.min_replicas
+                    if spec.autoscaling.mode != "none" else 0) > 1
+    return RenderedAgent(
+        config=config,
+        config_hash=digest,
+        deployment=render_template("deployment.yaml.j2", **context),
+        config_map=render_template("configmap.yaml.j2", **context),
+        service=render_template("service.yaml.j2", **context),
+        hpa=render_template("hpa.yaml.j2", **context) if spec.autoscaling.mode == "hpa" else None,
+        pdb=render_template("pdb.yaml.j2", **context) if wants_pdb else None,
+    )

@@ -1,0 +1,38 @@
+"""Operator settings, read once from the environment at start-up."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from atomic_operator import GROUP
+
+FIELD_MANAGER = "atomic-operator"
+"""The one server-side-apply field manager for everything the operator writes."""
+
+DEFAULT_RUNTIME_IMAGE = "ghcr.io/atomic-agents/atomic-runtime:0.1.0"
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    """What an installation may tune; every value has a default that works out of the box."""
+
+    runtime_image: str = DEFAULT_RUNTIME_IMAGE
+    """Agent runtime image used when an AtomicAgent names none."""
+
+    metrics_port: int = 8090
+    """Port of the operator's own Prometheus metrics (0 disables them)."""
+
+    cluster_domain: str = "cluster.local"
+    """DNS suffix used in the endpoint written to status."""
+
+    annotation_prefix: str = GROUP
+    """Prefix of kopf's own bookkeeping annotations, so they read as ours."""
+
+    @classmethod
+    def from_env(cls) -> OperatorSettings:
+        return cls(
+            runtime_image=os.environ.get("ATOMIC_OPERATOR_RUNTIME_IMAGE", DEFAULT_RUNTIME_IMAGE),
+            metrics_port=int(os.environ.get("ATOMIC_OPERATOR_METRICS_PORT", "8090")),
+            cluster_domain=os.environ.get("ATOMIC_OPERATOR_CLUSTER_DOMAIN", "cluster.local"),
+        )
