@@ -11,6 +11,8 @@ anthropic's SDK is absent, their OpenAI-compatible endpoints are used instead.
 from __future__ import annotations
 
 import contextvars
+import importlib
+import importlib.util
 import json
 import logging
 import os
@@ -117,10 +119,15 @@ def _openai_client(model: ModelConfig, key: str | None, base_url: str | None, po
     )
 
 
+def has_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ImportError:  # a missing parent package ("google" for "google.genai")
+        return False
+
+
 def build_instructor(model: ModelConfig, pool: int = 100) -> Any:
     """Build the AsyncInstructor for the configured provider."""
-    import importlib.util
-
     import instructor
 
     key = api_key(model)
@@ -133,7 +140,7 @@ def build_instructor(model: ModelConfig, pool: int = 100) -> Any:
     provider = model.provider
     if provider in ("openai", "openai-compatible", "ollama"):
         return instructor.from_openai(_openai_client(model, key, model.base_url, pool), mode=mode)
-    if provider == "anthropic" and importlib.util.find_spec("anthropic") is not None:
+    if provider == "anthropic" and has_module("anthropic"):
         anthropic = importlib.import_module("anthropic")
         client = anthropic.AsyncAnthropic(
             api_key=key,
@@ -142,7 +149,7 @@ def build_instructor(model: ModelConfig, pool: int = 100) -> Any:
             max_retries=model.max_retries,
         )
         return instructor.from_anthropic(client, mode=mode)
-    if provider == "groq" and importlib.util.find_spec("groq") is not None:
+    if provider == "groq" and has_module("groq"):
         groq = importlib.import_module("groq")
         client = groq.AsyncGroq(
             api_key=key,
@@ -151,7 +158,7 @@ def build_instructor(model: ModelConfig, pool: int = 100) -> Any:
             max_retries=model.max_retries,
         )
         return instructor.from_groq(client, mode=mode)
-    if provider == "gemini" and importlib.util.find_spec("google.genai") is not None:
+    if provider == "gemini" and has_module("google.genai"):
         genai = importlib.import_module("google.genai")
         types = importlib.import_module("google.genai.types")
         options = types.HttpOptions(timeout=int(model.timeout_seconds * 1000))

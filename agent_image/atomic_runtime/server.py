@@ -19,6 +19,7 @@ from types import FrameType
 import uvicorn
 
 from .app import RuntimeState, create_app
+from .byo import AgentRefError
 from .config import AgentConfig, load_config
 from .llm import MissingAPIKeyError, api_key
 from .logs import configure_logging
@@ -82,16 +83,19 @@ def start_metrics_listener(app_metrics: object, port: int, host: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    config = load_config()
-    configure_logging(
-        os.environ.get("ATOMIC_AGENT_LOG_LEVEL", "INFO"),
-        secrets=[s for s in (api_key(config.model),) if s],
-    )
+    level = os.environ.get("ATOMIC_AGENT_LOG_LEVEL", "INFO")
+    configure_logging(level)
+    try:
+        config = load_config()
+    except (OSError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+        log.error("cannot load the agent configuration", extra={"error": str(exc)})
+        return 2
+    configure_logging(level, secrets=[s for s in (api_key(config.model),) if s])
     state = RuntimeState()
     try:
         app = create_app(config, state)
-    except MissingAPIKeyError as exc:
-        log.error(str(exc))
+    except (MissingAPIKeyError, AgentRefError, ValueError) as exc:
+        log.error("cannot start the agent", extra={"error": str(exc)})
         return 2
     ucfg = uvicorn_config(app, config)
     metrics_port = int(os.environ.get("ATOMIC_AGENT_METRICS_PORT", "9090") or 0)

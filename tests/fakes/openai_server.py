@@ -11,7 +11,8 @@ Knobs, all set through ``POST /_control`` (JSON) and read back with ``GET /_cont
 - ``behavior``: what every request gets unless the script says otherwise: ``ok``,
   ``invalid`` (valid JSON that breaks the schema: required fields missing),
   ``malformed`` (not JSON), ``status:<code>`` (an OpenAI-style error with that HTTP status;
-  429s carry ``retry-after-ms``), ``hang`` (never answers).
+  429s carry ``retry-after-ms``; a 401 echoes the API key back in its message, as real
+  providers do with part of it), ``hang`` (never answers).
 - ``script``: a list of behaviors consumed one per request before falling back to ``behavior``.
 - ``output``: a fixed object to answer with instead of the synthesized one.
 - ``retry_after_ms``: the value of ``retry-after-ms`` on 429s (default 10).
@@ -197,7 +198,9 @@ class FakeOpenAI:
         elif path == "/_control/requests":
             await self._send(send, 200, list(self.requests))
         elif path.endswith("/chat/completions") and method == "POST":
-            await self._completion(json.loads(body), send)
+            headers = dict(scope["headers"])
+            auth = headers.get(b"authorization", b"").decode("latin-1")
+            await self._completion(json.loads(body), send, auth)
         elif path.endswith("/models"):
             await self._send(
                 send, 200, {"object": "list", "data": [{"id": "fake", "object": "model"}]}
@@ -207,7 +210,7 @@ class FakeOpenAI:
                 send, 404, {"error": {"message": "not found", "type": "invalid_request_error"}}
             )
 
-    async def _completion(self, body: dict[str, Any], send: Send) -> None:
+    async def _completion(self, body: dict[str, Any], send: Send, auth: str = "") -> None:
         self.requests.append(body)
         behavior = self.script.popleft() if self.script else self.behavior
         self.counts[behavior] = self.counts.get(behavior, 0) + 1
@@ -227,10 +230,14 @@ class FakeOpenAI:
                     else []
                 )
                 kind = "rate_limit_exceeded" if status == 429 else "server_error"
+                text = f"fake {status}"
+                if status == 401:  # like real providers, echo (part of) the key back
+                    kind = "invalid_api_key"
+                    text = f"Incorrect API key provided: {auth.removeprefix('Bearer ')}"
                 await self._send(
                     send,
                     status,
-                    {"error": {"message": f"fake {status}", "type": kind, "code": kind}},
+                    {"error": {"message": text, "type": kind, "code": kind}},
                     headers,
                 )
                 return
@@ -322,6 +329,7 @@ class FakeServerThread:
                 lifespan="off",
                 access_log=False,
                 timeout_keep_alive=75,
+                timeout_graceful_shutdown=1,  # "hang" requests never finish on their own
             )
         )
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -1,0 +1,70 @@
+"""Every provider's client is constructed correctly; none is called (no real provider here)."""
+
+from __future__ import annotations
+
+import instructor
+import pytest
+
+from atomic_runtime.config import ModelConfig
+from atomic_runtime.llm import MissingAPIKeyError, build_instructor, has_module
+
+
+def model(provider: str, **extra: object) -> ModelConfig:
+    return ModelConfig.model_validate(
+        {"provider": provider, "name": "m", "apiKeyEnv": "TEST_PROVIDER_KEY", **extra}
+    )
+
+
+@pytest.fixture(autouse=True)
+def key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_PROVIDER_KEY", "k-0123456789")
+
+
+@pytest.mark.parametrize(
+    ("provider", "sdk", "fallback_url", "mode"),
+    [
+        ("anthropic", "anthropic", "https://api.anthropic.com/v1/", instructor.Mode.TOOLS),
+        ("groq", "groq", "https://api.groq.com/openai/v1/", instructor.Mode.TOOLS),
+        ("gemini", "google.genai",
+         "https://generativelanguage.googleapis.com/v1beta/openai/", instructor.Mode.TOOLS),
+    ],
+)  # fmt: skip
+def test_sdk_providers_construct(provider: str, sdk: str, fallback_url: str, mode: object) -> None:
+    client = build_instructor(model(provider, timeoutSeconds=7, maxRetries=1))
+    assert isinstance(client, instructor.AsyncInstructor)
+    inner = client.client
+    if not has_module(sdk):
+        # SDK absent: the provider's OpenAI-compatible endpoint through the openai SDK
+        assert str(inner.base_url) == fallback_url
+        assert inner.max_retries == 1
+        assert inner.timeout.read == 7
+        assert client.mode == mode
+    else:
+        assert type(inner).__module__.startswith(sdk.split(".")[0])
+
+
+def test_openai_timeout_and_retries_replace_the_sdk_defaults() -> None:
+    client = build_instructor(model("openai"))
+    assert client.client.timeout.read == 60  # not the SDK's 600 s
+    assert client.client.max_retries == 2
+    assert client.mode == instructor.Mode.TOOLS
+
+
+def test_missing_key_fails_loudly_for_hosted_providers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TEST_PROVIDER_KEY")
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(MissingAPIKeyError, match="TEST_PROVIDER_KEY"):
+        build_instructor(model("openai"))
+
+
+def test_ollama_needs_no_key_but_a_base_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TEST_PROVIDER_KEY")
+    client = build_instructor(model("ollama", baseURL="http://127.0.0.1:11434/v1"))
+    assert client.mode == instructor.Mode.JSON
+    with pytest.raises(ValueError, match="baseURL is required"):
+        model("ollama")
+
+
+def test_unknown_mode_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown instructor mode"):
+        build_instructor(model("openai", mode="telepathy"))
