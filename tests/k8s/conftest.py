@@ -14,6 +14,7 @@ import pytest
 
 from atomic_operator.devcluster import ControlPlane
 from tests.support.kube import Kube
+from tests.support.operator import OperatorProcess, running_operator
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -38,3 +39,13 @@ def kube(control_plane: ControlPlane) -> Iterator[Kube]:
     control_plane.kubectl("create", "namespace", namespace)
     yield Kube(control_plane, namespace)
     control_plane.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="session")
+def operator(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
+             ) -> Iterator[OperatorProcess]:
+    """One operator for the whole session, watching every namespace."""
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    with running_operator(control_plane, log) as proc:
+        yield proc
+    assert "Traceback" not in proc.logs(), proc.logs()[-5000:]

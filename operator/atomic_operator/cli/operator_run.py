@@ -8,6 +8,7 @@ extra CRDs and RBAC for a benefit (hot standby) that a restarted pod gives withi
 from __future__ import annotations
 
 import argparse
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,12 +31,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verbose", action="store_true")
 
 
+class _QuietSuccesses(logging.Filter):
+    """kopf logs every successful handler call; for watch-event handlers that is one line
+    per child status change. Our handlers log what they did, so these lines go."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (record.levelno == logging.INFO and message.startswith("Handler '")
+                    and message.endswith("' succeeded."))
+
+
 def run(args: argparse.Namespace) -> int:
     import atomic_operator.handlers  # noqa: F401  (registers the handlers with kopf)
 
     kopf.configure(verbose=args.verbose, log_format={
         "json": kopf.LogFormat.JSON, "plain": kopf.LogFormat.PLAIN,
         "full": kopf.LogFormat.FULL}[args.log_format], log_refkey="object")
+    logging.getLogger("kopf.objects").addFilter(_QuietSuccesses())
     kopf.run(standalone=True, clusterwide=not args.namespace, namespaces=args.namespace,
              liveness_endpoint=args.liveness or None)
     return 0

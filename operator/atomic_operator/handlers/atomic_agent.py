@@ -21,9 +21,8 @@ async def reconcile(*, body: kopf.Body, reason: str, memo: Any, logger: Logger,
     await reconcile_body(body, str(reason), memo, Indexes.from_kwargs(kwargs), logger)
 
 
-@kopf.on.event(GROUP, VERSION, "atomicagents")
-def forget(*, type: str, namespace: str | None, name: str, memo: Any, **_: Any) -> None:
+@kopf.on.event(GROUP, VERSION, "atomicagents", when=lambda type, **_: type == "DELETED")
+def forget(*, namespace: str | None, name: str, memo: Any, **_: Any) -> None:
     """Children go with the agent through garbage collection; only our memory remains."""
-    if type == "DELETED":
-        reconciler: AgentReconciler = memo.reconciler
-        reconciler.forget((namespace or "", name))
+    reconciler: AgentReconciler = memo.reconciler
+    reconciler.forget((namespace or "", name))

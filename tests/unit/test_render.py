@@ -1,0 +1,107 @@
+"""Rendering: golden files, and the properties every rendered agent must have."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from atomic_operator.api import AtomicAgent
+from atomic_operator.cli import main
+from atomic_operator.cli.render import render_documents
+from atomic_operator.render import AgentIdentity, render_agent
+from atomic_operator.settings import OperatorSettings
+from tests.support.manifests import example, variant
+
+GOLDEN = Path(__file__).resolve().parent.parent / "data" / "render"
+CASES = sorted(p.stem for p in (GOLDEN / "input").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_golden(case: str) -> None:
+    docs = list(yaml.safe_load_all((GOLDEN / "input" / f"{case}.yaml").read_text()))
+    text = yaml.safe_dump_all(render_documents(docs, None, OperatorSettings()), sort_keys=False)
+    golden = GOLDEN / "output" / f"{case}.yaml"
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.write_text(text)
+    assert golden.read_text() == text, f"{golden} differs: UPDATE_GOLDEN=1 to accept"
+
+
+def _render(doc: dict[str, Any], digest: str = "") -> Any:
+    agent = AtomicAgent.model_validate(doc)
+    who = AgentIdentity(doc["metadata"]["name"], "ns", "uid")
+    return render_agent(agent, who, OperatorSettings(), digest)
+
+
+def test_hardened_pod() -> None:
+    pod = _render(example("task-processor")).deployment["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    container = pod["containers"][0]
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]}}
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert pod["terminationGracePeriodSeconds"] > 120  # covers the request deadline
+
+
+def test_api_key_only_as_secret_reference() -> None:
+    rendered = _render(example("task-processor"))
+    env = rendered.deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    key = next(e for e in env if e["name"] == "ATOMIC_AGENT_API_KEY")
+    assert key == {"name": "ATOMIC_AGENT_API_KEY", "valueFrom": {"secretKeyRef": {
+        "name": "openai-credentials", "key": "api-key"}}}
+    assert "api-key" not in json.dumps(rendered.config_map)
+
+
+def test_replicas_never_rendered() -> None:
+    """spec.replicas of the Deployment belongs to the scale subresource, not to apply."""
+    assert "replicas" not in _render(example("task-processor")).deployment["spec"]
+
+
+def test_hash_follows_config_and_secrets() -> None:
+    base = _render(example("task-processor"), "s1").config_hash
+    assert _render(example("task-processor"), "s2").config_hash != base
+    changed = variant("task-processor", {"spec": {"systemPrompt": {"steps": ["Be brief"]}}})
+    assert _render(changed, "s1").config_hash != base
+    assert _render(example("task-processor"), "s1").config_hash == base
+
+
+def test_user_text_cannot_inject_yaml() -> None:
+    evil = "x\nkind: Secret\n  injected: true"
+    rendered = _render(variant("task-processor", {"metadata": {"name": "evil"}, "spec": {
+        "systemPrompt": {"background": [evil]},
+        "pod": {"nodeSelector": {"k": "v\nhostNetwork: true"}}}}))
+    pod = rendered.deployment["spec"]["template"]["spec"]
+    assert "hostNetwork" not in pod
+    assert pod["nodeSelector"] == {"k": "v\nhostNetwork: true"}
+    assert rendered.config_map["kind"] == "ConfigMap"
+    assert json.loads(rendered.config_map["data"]["agent.json"])["systemPrompt"][
+        "background"] == [evil]
+
+
+def test_optional_children() -> None:
+    assert _render(example("task-processor")).hpa is None
+    assert _render(example("task-processor")).pdb is None
+    analyzer = _render(example("content-analyzer"))
+    assert analyzer.hpa is not None and analyzer.hpa["spec"]["minReplicas"] == 2
+    assert analyzer.pdb is not None
+
+
+def test_render_cli(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["render", "-f", str(GOLDEN / "input" / "task-processor.yaml")]) == 0
+    kinds = [d["kind"] for d in yaml.safe_load_all(capsys.readouterr().out)]
+    assert kinds == ["Deployment", "ConfigMap", "Service"]
+
+
+def test_render_cli_reports_problems(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = variant("task-processor", {"spec": {"model": {"mode": "anthropic_tools"}}})
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    assert main(["render", "-f", str(path)]) == 1
+    assert "spec.model.mode" in capsys.readouterr().err
