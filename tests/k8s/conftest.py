@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from atomic_operator.devcluster import ControlPlane
+from atomic_operator.devcluster.operator_process import OperatorProcess, running_operator
 from tests.support.kube import Kube
-from tests.support.operator import OperatorProcess, running_operator
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -46,6 +46,6 @@ def operator(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFacto
              ) -> Iterator[OperatorProcess]:
     """One operator for the whole session, watching every namespace."""
     log = tmp_path_factory.mktemp("operator") / "operator.log"
-    with running_operator(control_plane, log) as proc:
+    with running_operator(control_plane.kubeconfig, log) as proc:
         yield proc
     assert "Traceback" not in proc.logs(), proc.logs()[-5000:]

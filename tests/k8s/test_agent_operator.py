@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
+from atomic_operator.devcluster.operator_process import OperatorProcess
+
 from tests.support.kube import Kube, eventually
 from tests.support.manifests import example, variant
-from tests.support.operator import OperatorProcess
 
 API_KEY = "sk-test-DO-NOT-LEAK-4f1c"
 CHILD_KINDS = "deployment,configmap,service,hpa,pdb"

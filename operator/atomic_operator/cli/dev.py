@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from atomic_operator.cli import demo
 from atomic_operator.devcluster import ControlPlane, ensure_binaries
 
 
@@ -24,6 +25,7 @@ def register(sub: Any) -> None:
     up.add_argument("--workdir", type=Path, default=Path(".devcluster"),
                     help="where data, logs and the kubeconfig go (default: .devcluster)")
     up.set_defaults(run=run_up)
+    demo.register(dev_sub)
 
 
 def run_build(args: argparse.Namespace) -> int:

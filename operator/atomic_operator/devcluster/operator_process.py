@@ -1,4 +1,4 @@
-"""The operator as a real process against the test control plane."""
+"""The operator as a child process against a control plane: for `make run` and the tests."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from atomic_operator.devcluster import ControlPlane
 from atomic_operator.devcluster.cluster import free_port
 
 
@@ -27,12 +26,16 @@ class OperatorProcess:
 
 
 @contextmanager
-def running_operator(cp: ControlPlane, log: Path, *extra_args: str
+def running_operator(kubeconfig: Path | None, log: Path, *extra_args: str
                      ) -> Iterator[OperatorProcess]:
-    """Start `atomicctl operator`, wait for its liveness endpoint, stop it afterwards."""
+    """Start the operator, wait for its liveness endpoint, stop it afterwards.
+
+    kubeconfig None means the environment's own (KUBECONFIG or ~/.kube/config).
+    """
     health, metrics = free_port(), free_port()
-    env = dict(os.environ, KUBECONFIG=str(cp.kubeconfig),
-               ATOMIC_OPERATOR_METRICS_PORT=str(metrics))
+    env = dict(os.environ, ATOMIC_OPERATOR_METRICS_PORT=str(metrics))
+    if kubeconfig is not None:
+        env["KUBECONFIG"] = str(kubeconfig)
     cmd = [sys.executable, "-m", "atomic_operator", "--log-format=json",
            f"--liveness=http://127.0.0.1:{health}/healthz", *extra_args]
     with log.open("wb") as out:
