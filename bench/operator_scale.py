@@ -1,0 +1,203 @@
+"""Benchmark: N AtomicAgents applied at once, operator versus a bare client.
+
+Both runs start the same way, on the same embedded control plane: N AtomicAgents are
+created at once (64 requests in flight). The bare client then does the minimum the
+operator does for each: apply the same rendered Deployment, ConfigMap and Service with
+server-side apply and write the status, as fast as it can. The operator run measures, from
+the first create, the time until every agent's status has its observedGeneration (the
+operator writes it after the children are applied; the children are counted at the end).
+An idle-cluster run then creates agents one at a time for the create→children latency.
+
+    .venv/bin/python bench/operator_scale.py [--agents 300] [--idle 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import aiohttp  # noqa: E402
+import yaml  # noqa: E402
+
+from atomic_operator.api import AtomicAgent  # noqa: E402
+from atomic_operator.devcluster import ControlPlane  # noqa: E402
+from atomic_operator.devcluster.operator_process import running_operator  # noqa: E402
+from atomic_operator.k8s import KubeClient, resource_path  # noqa: E402
+from atomic_operator.render import AgentIdentity, render_agent  # noqa: E402
+from atomic_operator.settings import FIELD_MANAGER, OperatorSettings  # noqa: E402
+
+AGENTS = "/apis/atomicagents.io/v1alpha1/namespaces/{ns}/atomicagents"
+IN_FLIGHT = 64
+
+
+def manifest(name: str) -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load((ROOT / "examples" / "task-processor.yaml").read_text())
+    doc["metadata"] = {"name": name}
+    doc["spec"]["autoscaling"] = {"mode": "none"}
+    return doc
+
+
+def client_for(cp: ControlPlane) -> KubeClient:
+    ca = (cp.workdir / "certs" / "apiserver.crt").read_bytes() if cp.workdir else None
+    return KubeClient.connect(cp.server, token=cp.token, ca_data=ca, limit=IN_FLIGHT)
+
+
+async def create_namespace(client: KubeClient, ns: str) -> None:
+    await client._request("POST", "/api/v1/namespaces",
+                          body={"metadata": {"name": ns}})
+    await client._request("POST", f"/api/v1/namespaces/{ns}/secrets", body={
+        "metadata": {"name": "openai-credentials"}, "stringData": {"api-key": "k"}})
+
+
+async def create_agents(client: KubeClient, ns: str, names: list[str],
+                        then: Any = None) -> dict[str, float]:
+    """Create every agent (IN_FLIGHT at a time); return name → monotonic create time."""
+    gate = asyncio.Semaphore(IN_FLIGHT)
+    created: dict[str, float] = {}
+
+    async def one(name: str) -> None:
+        async with gate:
+            created[name] = time.monotonic()
+            body = await client._request("POST", AGENTS.format(ns=ns), body=manifest(name))
+            if then is not None:
+                await then(body)
+
+    await asyncio.gather(*(one(n) for n in names))
+    return created
+
+
+async def bare_children(client: KubeClient, body: dict[str, Any]) -> None:
+    """What the operator minimally does per agent: three applies and a status write."""
+    meta = body["metadata"]
+    who = AgentIdentity(meta["name"], meta["namespace"], meta["uid"])
+    rendered = render_agent(AtomicAgent.model_validate(body), who, OperatorSettings(), "x")
+    for child in rendered.children:
+        await client.apply(child, FIELD_MANAGER)
+    path = resource_path("atomicagents.io/v1alpha1", "AtomicAgent", who.namespace, who.name,
+                         "status")
+    await client.merge_patch(path, {"status": {"observedGeneration": meta["generation"],
+                                               "configHash": rendered.config_hash}},
+                             FIELD_MANAGER)
+
+
+async def watch_observed(client: KubeClient, ns: str, names: set[str],
+                         done: dict[str, float], timeout: float) -> None:
+    """Record when each agent's status first shows its current generation."""
+    listing = await client._request("GET", AGENTS.format(ns=ns))
+    rv = listing["metadata"]["resourceVersion"]
+    deadline = time.monotonic() + timeout
+    url = client.server + AGENTS.format(ns=ns)
+    params = {"watch": "1", "resourceVersion": rv, "allowWatchBookmarks": "false"}
+    while len(done) < len(names) and time.monotonic() < deadline:
+        async with client.session.get(url, params=params,
+                                      timeout=aiohttp.ClientTimeout(total=None)) as resp:
+            async for line in resp.content:
+                event = json.loads(line)
+                obj = event["object"]
+                meta = obj.get("metadata", {})
+                rv = meta.get("resourceVersion", rv)
+                params["resourceVersion"] = rv
+                status = obj.get("status") or {}
+                if (meta.get("name") in names and meta["name"] not in done
+                        and status.get("observedGeneration") == meta.get("generation")
+                        and status.get("configHash")):
+                    done[meta["name"]] = time.monotonic()
+                if len(done) >= len(names) or time.monotonic() > deadline:
+                    return
+
+
+async def count_children(client: KubeClient, ns: str) -> dict[str, int]:
+    counts = {}
+    for kind, path in (("Deployment", f"/apis/apps/v1/namespaces/{ns}/deployments"),
+                       ("ConfigMap", f"/api/v1/namespaces/{ns}/configmaps"),
+                       ("Service", f"/api/v1/namespaces/{ns}/services")):
+        items = await client.list(path, {"app.kubernetes.io/managed-by": "atomic-operator"})
+        counts[kind] = len(items)
+    return counts
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def run(n: int, idle: int) -> int:
+    with ControlPlane(crds=sorted((ROOT / "crds").glob("*.yaml"))) as cp:
+        client = client_for(cp)
+        names = [f"agent-{i:04d}" for i in range(n)]
+        try:
+            # Baseline: a bare client, same objects, same API server.
+            await create_namespace(client, "bare")
+            t0 = time.monotonic()
+            await create_agents(client, "bare", names, then=lambda b: bare_children(client, b))
+            bare_s = time.monotonic() - t0
+            bare_counts = await count_children(client, "bare")
+
+            # The operator, watching only its namespace.
+            await create_namespace(client, "op")
+            await create_namespace(client, "idle")
+            log = Path(tempfile.mkdtemp()) / "operator.log"
+            with running_operator(cp.kubeconfig, log, "-n", "op", "-n", "idle") as operator:
+                done: dict[str, float] = {}
+                watcher = asyncio.create_task(
+                    watch_observed(client, "op", set(names), done, timeout=600))
+                await asyncio.sleep(0.2)
+                t0 = time.monotonic()
+                created = await create_agents(client, "op", names)
+                await watcher
+                op_s = max(done.values()) - t0 if len(done) == n else float("nan")
+                op_counts = await count_children(client, "op")
+                latencies = [done[k] - created[k] for k in names if k in done]
+
+                idle_lat = []
+                for i in range(idle):
+                    name = f"idle-{i:03d}"
+                    seen: dict[str, float] = {}
+                    w = asyncio.create_task(watch_observed(client, "idle", {name}, seen, 30))
+                    await asyncio.sleep(0.05)
+                    made = await create_agents(client, "idle", [name])
+                    await w
+                    idle_lat.append(seen[name] - made[name])
+                rss = peak_rss_mb(operator.popen.pid)
+        finally:
+            await client.close()
+
+    print(f"agents: {n}")
+    print(f"bare client: {bare_s:.2f} s for {n} agents ({n / bare_s:.0f} agents/s); "
+          f"children {bare_counts}")
+    print(f"operator:    {op_s:.2f} s for {len(done)}/{n} agents ({n / op_s:.0f} agents/s); "
+          f"children {op_counts}")
+    print(f"ratio operator/bare: {op_s / bare_s:.2f} (target <= 2.0)")
+    if latencies:
+        print(f"create->status under load: p50 {statistics.median(latencies) * 1000:.0f} ms, "
+              f"p99 {sorted(latencies)[int(len(latencies) * 0.99) - 1] * 1000:.0f} ms")
+    print(f"create->children on an idle cluster ({idle} agents one by one): "
+          f"p50 {statistics.median(idle_lat) * 1000:.0f} ms, max {max(idle_lat) * 1000:.0f} ms "
+          "(target p50 <= 500 ms)")
+    print(f"operator peak RSS: {rss:.0f} MB (target <= 250 MB)")
+    ok = len(done) == n and all(v == n for v in op_counts.values())
+    return 0 if ok else 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--agents", type=int, default=300)
+    parser.add_argument("--idle", type=int, default=20)
+    args = parser.parse_args()
+    return asyncio.run(run(args.agents, args.idle))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
