@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from .config import AgentConfig
 from .context import build_providers
-from .llm import LLM
+from .llm import LLM, prepared_response_model
 from .prompt import SystemPrompt
 from .schema_models import model_from_schema
 
@@ -39,6 +39,7 @@ class ConfiguredAgent:
         self.output_schema = config.output_schema
         self.input_model = model_from_schema(config.input_schema, f"{config.name} input")
         self.output_model = model_from_schema(config.output_schema, f"{config.name} output")
+        self._response_model = prepared_response_model(self.output_model)
         sp = config.system_prompt
         self.prompt = SystemPrompt(
             sp.background,
@@ -55,4 +56,4 @@ class ConfiguredAgent:
         ]
 
     async def run(self, data: BaseModel) -> BaseModel:
-        return await self.llm.complete(self.messages(data), self.output_model)
+        return await self.llm.complete(self.messages(data), self._response_model)

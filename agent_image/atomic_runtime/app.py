@@ -229,7 +229,7 @@ class RequestIdMiddleware:
 
 
 def build_agent(config: AgentConfig, metrics: Metrics, llm_client: Any | None = None) -> Agent:
-    llm = LLM(config.model, metrics, client=llm_client)
+    llm = LLM(config.model, metrics, llm_client, config.concurrency.max_in_flight)
     if config.agent_ref:
         from .byo import ByoAgent
 

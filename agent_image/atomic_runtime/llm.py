@@ -10,6 +10,7 @@ anthropic's SDK is absent, their OpenAI-compatible endpoints are used instead.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import importlib
 import importlib.util
@@ -17,6 +18,7 @@ import json
 import logging
 import os
 import time
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -106,10 +108,14 @@ def _openai_client(model: ModelConfig, key: str | None, base_url: str | None, po
     import openai
 
     timeout = httpx2.Timeout(model.timeout_seconds, connect=min(5.0, model.timeout_seconds))
-    http_client = openai.DefaultAsyncHttpxClient(
-        timeout=timeout,
-        limits=httpx2.Limits(max_connections=None, max_keepalive_connections=pool),
-    )
+    # admission already bounds concurrency; the pool must not add a lower, hidden bound
+    # (the aiohttp transport defaults to 100 connections when none is given)
+    limits = httpx2.Limits(max_connections=pool, max_keepalive_connections=pool)
+    transport = os.environ.get("ATOMIC_AGENT_HTTP_CLIENT", "aiohttp").lower()
+    if transport == "aiohttp":  # a third less CPU per call than httpx2, see docs/runtime.md
+        http_client: Any = openai.DefaultAioHttpClient(timeout=timeout, limits=limits)
+    else:
+        http_client = openai.DefaultAsyncHttpxClient(timeout=timeout, limits=limits)
     return openai.AsyncOpenAI(
         api_key=key or "unused",
         base_url=base_url,
@@ -181,10 +187,18 @@ def build_instructor(model: ModelConfig, pool: int = 100) -> Any:
 class LLM:
     """The shared client plus the per-call settings and the metrics hooks."""
 
-    def __init__(self, model: ModelConfig, metrics: Metrics, client: Any | None = None) -> None:
+    def __init__(
+        self,
+        model: ModelConfig,
+        metrics: Metrics,
+        client: Any | None = None,
+        max_in_flight: int = 100,
+    ) -> None:
         self.model = model
         self.metrics = metrics
-        self.client = client if client is not None else build_instructor(model)
+        pool = max(16, max_in_flight + 8)
+        self.client = client if client is not None else build_instructor(model, pool)
+        memoize_async_validator_check()
         self.extra: dict[str, Any] = {}
         if model.temperature is not None:
             self.extra["temperature"] = model.temperature
@@ -256,6 +270,54 @@ class LLM:
         return result
 
 
+def prepared_response_model(model: type[BaseModel]) -> type[BaseModel]:
+    """Wrap the output model for instructor once, at start-up.
+
+    instructor wraps a plain model into a new ResponseSchema subclass on every call, which
+    also defeats its cache of the tool schema: about a third of the runtime's CPU per call
+    in a profile. A model that already is a ResponseSchema is used as is.
+    """
+    try:
+        from instructor.v2.core.function_calls import response_schema
+    except ImportError:  # a future instructor without this helper: correct, only slower
+        return model
+    wrapped: type[BaseModel] = response_schema(model)
+    return wrapped
+
+
+def memoize_async_validator_check() -> None:
+    """Run instructor's "no async validators" walk once per response model class.
+
+    instructor walks every attribute of the model's whole MRO (pydantic's BaseModel included)
+    seven times per call to refuse async validators; for a class that passed once the answer
+    cannot change, and the walk was the largest single CPU cost left in a profile. Classes
+    that passed are remembered weakly; anything else takes the original path.
+    """
+    try:
+        from instructor.v2.validation import async_validators as module
+    except ImportError:
+        return
+    original = module.reject_async_validators
+    if getattr(original, "_atomic_memoized", False):
+        return
+    passed: weakref.WeakSet[type] = weakref.WeakSet()
+
+    def reject_async_validators(response_model: Any) -> None:
+        if isinstance(response_model, type):
+            try:
+                if response_model in passed:
+                    return
+            except TypeError:
+                pass
+        original(response_model)
+        if isinstance(response_model, type):
+            with contextlib.suppress(TypeError):
+                passed.add(response_model)
+
+    reject_async_validators._atomic_memoized = True  # type: ignore[attr-defined]
+    module.reject_async_validators = reject_async_validators
+
+
 def _first_int(obj: Any, names: tuple[str, ...]) -> int:
     for name in names:
         value = getattr(obj, name, None)
@@ -305,6 +367,9 @@ def classify(exc: BaseException) -> LLMCallError:
         return exc
     chain = _chain(exc)
     attempts = getattr(exc, "n_attempts", None)
+    if any(isinstance(err, ConnectionError) for err in chain):
+        # refused/reset: the aiohttp transport reports a refused connect as a ConnectTimeout
+        return LLMCallError("connection", "the model provider is unreachable", attempts=attempts)
     for err in chain:
         name = type(err).__name__
         status = getattr(err, "status_code", None)
