@@ -30,15 +30,16 @@ binaries: venv ## Build the control-plane binaries into ~/.cache/atomic-operator
 ##@ Development
 
 .PHONY: generate
-generate: venv ## Regenerate the CRDs from the API models.
-	$(BIN)/atomicctl crds --out crds
+generate: venv ## Regenerate the CRDs and docs/api-reference.md from the API models.
+	$(BIN)/atomicctl crds --out crds --reference docs/api-reference.md
 
 .PHONY: verify
 verify: venv ## Fail when generated files differ from what the models produce.
 	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && \
-	  $(BIN)/atomicctl crds --out $$tmp >/dev/null && \
-	  if ! diff -ru crds $$tmp; then \
-	    echo "crds/ is stale: run 'make generate' and commit the result" >&2; exit 1; fi
+	  mkdir $$tmp/crds && \
+	  $(BIN)/atomicctl crds --out $$tmp/crds --reference $$tmp/api-reference.md >/dev/null && \
+	  if ! diff -ru crds $$tmp/crds || ! diff -u docs/api-reference.md $$tmp/api-reference.md; then \
+	    echo "generated files are stale: run 'make generate' and commit the result" >&2; exit 1; fi
 
 .PHONY: lint
 lint: venv ## ruff and mypy --strict on both packages.

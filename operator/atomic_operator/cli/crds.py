@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from atomic_operator.crdgen import write_crds
+from atomic_operator.crdgen.reference import render_reference
 
 
 def register(sub: Any) -> None:
@@ -14,10 +15,15 @@ def register(sub: Any) -> None:
         "crds", help="write crds/*.yaml from the API models")
     parser.add_argument("--out", type=Path, default=Path("crds"),
                         help="directory to write into (default: crds)")
+    parser.add_argument("--reference", type=Path, default=None,
+                        help="also write the API reference (markdown) to this file")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     for path in write_crds(args.out):
         print(path)
+    if args.reference is not None:
+        args.reference.write_text(render_reference())
+        print(args.reference)
     return 0
