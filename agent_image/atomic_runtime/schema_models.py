@@ -48,8 +48,21 @@ def json_path(parts: Iterator[Any] | list[Any] | tuple[Any, ...]) -> str:
 def schema_errors(validator: Draft202012Validator, data: Any) -> list[dict[str, str]]:
     """All violations, each with the JSON path a client can act on, sorted for stable output."""
     errors: list[SchemaError] = list(validator.iter_errors(data))
-    found = [{"path": json_path(list(e.absolute_path)), "message": e.message} for e in errors]
+    found = [{"path": json_path(_error_location(e)), "message": e.message} for e in errors]
     return sorted(found, key=lambda item: (item["path"], item["message"]))
+
+
+def _error_location(error: SchemaError) -> list[Any]:
+    """Where to look; for a missing required field, the field itself rather than its parent,
+    so `$.description` names what to add instead of `$`."""
+    location = list(error.absolute_path)
+    required = error.validator_value
+    if error.validator == "required" and isinstance(error.instance, dict) and isinstance(
+            required, list):
+        for name in required:
+            if name not in error.instance and repr(name) in error.message:
+                return [*location, name]
+    return location
 
 
 def _class_name(text: str) -> str:

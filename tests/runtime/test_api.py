@@ -72,8 +72,9 @@ def test_bad_input_is_422_naming_every_failing_path(runtime: Runtime, fake: Fake
     error = response.json()["error"]
     assert error["type"] == "invalid_input"
     paths = {d["path"] for d in error["details"]}
-    assert paths == {"$.request", "$.priority", "$.budget", "$.tags[1]", "$.owner"}
-    assert any("name" in d["message"] for d in error["details"] if d["path"] == "$.owner")
+    assert paths == {"$.request", "$.priority", "$.budget", "$.tags[1]", "$.owner.name"}
+    assert any("name" in d["message"] for d in error["details"]
+               if d["path"] == "$.owner.name")
     missing = httpx.post(f"{runtime.url}/run", json={"priority": "low"}, timeout=10)
     assert missing.status_code == 422
     assert "'request' is a required property" in missing.text

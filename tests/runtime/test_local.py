@@ -43,7 +43,7 @@ def test_run_local_reports_bad_input_paths(fake: Fake) -> None:
     with pytest.raises(LocalRunError) as info:
         run_local(make_config(fake.base_url), json.dumps({"priority": "urgent"}))
     paths = {d["path"] for d in info.value.details}
-    assert paths == {"$", "$.priority"}
+    assert paths == {"$.request", "$.priority"}
     assert fake.requests() == []
 
 
