@@ -18,6 +18,9 @@ $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $$(hack/find-python) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	@# The bring-your-own-agent test serves a real Atomic Agents agent. Its full dependency
+	@# tree is 414 MB (litellm, textual, ...), none of which the agent class needs.
+	$(PY) -m pip install --quiet --no-deps 'atomic-agents==2.15.0'
 	@touch $@
 
 .PHONY: venv

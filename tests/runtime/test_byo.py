@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from typing import Any
 
@@ -11,13 +10,7 @@ import pytest
 
 from .conftest import Fake, make_config
 
-HAVE_ATOMIC_AGENTS = importlib.util.find_spec("atomic_agents") is not None
 
-
-@pytest.mark.skipif(
-    not HAVE_ATOMIC_AGENTS,
-    reason="needs atomic-agents 2.x: pip install --no-deps 'atomic-agents>=2,<3'",
-)
 def test_real_atomic_agent_is_served_with_its_own_schemas(fake: Fake, spawn: Any) -> None:
     config = make_config(
         fake.base_url,
