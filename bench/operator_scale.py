@@ -91,11 +91,11 @@ async def bare_children(client: KubeClient, body: dict[str, Any]) -> None:
 
 
 async def watch_observed(client: KubeClient, ns: str, names: set[str],
-                         done: dict[str, float], timeout: float) -> None:
+                         done: dict[str, float], limit_s: float) -> None:
     """Record when each agent's status first shows its current generation."""
     listing = await client._request("GET", AGENTS.format(ns=ns))
     rv = listing["metadata"]["resourceVersion"]
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + limit_s
     url = client.server + AGENTS.format(ns=ns)
     params = {"watch": "1", "resourceVersion": rv, "allowWatchBookmarks": "false"}
     while len(done) < len(names) and time.monotonic() < deadline:

@@ -11,23 +11,28 @@ from atomic_operator.handlers.indexes import UNMANAGED, Indexes
 from atomic_operator.handlers.types import Logger
 
 
-@kopf.on.event("v1", "secrets")
-async def secret_event(*, type: str, namespace: str | None, name: str, memo: Any,
-                       logger: Logger, **kwargs: Any) -> None:
+async def _reconcile_referrers(referrers: kopf.Index[Any, Any], namespace: str | None,
+                               name: str, trigger: str, memo: Any, logger: Logger,
+                               indexes: Indexes) -> None:
+    if not namespace:
+        return
+    for agent in set(referrers.get((namespace, name), [])):
+        await reconcile_named(namespace, agent, trigger, memo, indexes, logger)
+
+
+@kopf.on.event("v1", "secrets", when=lambda type, **_: type is not None)
+async def secret_event(*, namespace: str | None, name: str, memo: Any, logger: Logger,
+                       **kwargs: Any) -> None:
     """A referenced Secret appeared, changed or vanished: the config hash follows it."""
-    if type is None or not namespace:
-        return
     indexes = Indexes.from_kwargs(kwargs)
-    for agent in set(indexes.agents_by_secret.get((namespace, name), [])):
-        await reconcile_named(namespace, agent, "secret-changed", memo, indexes, logger)
+    await _reconcile_referrers(indexes.agents_by_secret, namespace, name, "secret-changed",
+                               memo, logger, indexes)
 
 
-@kopf.on.event("v1", "configmaps", labels=UNMANAGED)
-async def config_map_event(*, type: str, namespace: str | None, name: str, memo: Any,
-                           logger: Logger, **kwargs: Any) -> None:
+@kopf.on.event("v1", "configmaps", labels=UNMANAGED, when=lambda type, **_: type is not None)
+async def config_map_event(*, namespace: str | None, name: str, memo: Any, logger: Logger,
+                           **kwargs: Any) -> None:
     """A context ConfigMap appeared or vanished: agents waiting on it recover or report."""
-    if type is None or not namespace:
-        return
     indexes = Indexes.from_kwargs(kwargs)
-    for agent in set(indexes.agents_by_config_map.get((namespace, name), [])):
-        await reconcile_named(namespace, agent, "configmap-changed", memo, indexes, logger)
+    await _reconcile_referrers(indexes.agents_by_config_map, namespace, name,
+                               "configmap-changed", memo, logger, indexes)
