@@ -17,6 +17,7 @@ import importlib.util
 import json
 import logging
 import os
+import sys
 import time
 import weakref
 from collections.abc import Sequence
@@ -315,7 +316,12 @@ def memoize_async_validator_check() -> None:
                 passed.add(response_model)
 
     reject_async_validators._atomic_memoized = True  # type: ignore[attr-defined]
-    module.reject_async_validators = reject_async_validators
+    # Modules that imported the function by name at import time (instructor.v2.core.patch)
+    # hold the original; rebind it there too.
+    for name, loaded in list(sys.modules.items()):
+        if name.startswith("instructor") and getattr(
+                loaded, "reject_async_validators", None) is original:
+            loaded.reject_async_validators = reject_async_validators  # type: ignore[attr-defined]
 
 
 def _first_int(obj: Any, names: tuple[str, ...]) -> int:
