@@ -126,6 +126,13 @@ def _openai_client(model: ModelConfig, key: str | None, base_url: str | None, po
     )
 
 
+NATIVE_SDKS = {
+    "anthropic": ("anthropic", "AsyncAnthropic", "from_anthropic"),
+    "groq": ("groq", "AsyncGroq", "from_groq"),
+}
+"""Providers whose own SDK, when installed, is used: module, async client, instructor factory."""
+
+
 def has_module(name: str) -> bool:
     try:
         return importlib.util.find_spec(name) is not None
@@ -147,24 +154,15 @@ def build_instructor(model: ModelConfig, pool: int = 100) -> Any:
     provider = model.provider
     if provider in ("openai", "openai-compatible", "ollama"):
         return instructor.from_openai(_openai_client(model, key, model.base_url, pool), mode=mode)
-    if provider == "anthropic" and has_module("anthropic"):
-        anthropic = importlib.import_module("anthropic")
-        client = anthropic.AsyncAnthropic(
+    if provider in NATIVE_SDKS and has_module(NATIVE_SDKS[provider][0]):
+        module_name, client_class, factory = NATIVE_SDKS[provider]
+        client = getattr(importlib.import_module(module_name), client_class)(
             api_key=key,
             base_url=model.base_url,
             timeout=model.timeout_seconds,
             max_retries=model.max_retries,
         )
-        return instructor.from_anthropic(client, mode=mode)
-    if provider == "groq" and has_module("groq"):
-        groq = importlib.import_module("groq")
-        client = groq.AsyncGroq(
-            api_key=key,
-            base_url=model.base_url,
-            timeout=model.timeout_seconds,
-            max_retries=model.max_retries,
-        )
-        return instructor.from_groq(client, mode=mode)
+        return getattr(instructor, factory)(client, mode=mode)
     if provider == "gemini" and has_module("google.genai"):
         genai = importlib.import_module("google.genai")
         types = importlib.import_module("google.genai.types")

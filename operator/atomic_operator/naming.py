@@ -6,7 +6,6 @@ from atomic_operator import GROUP
 
 MANAGED_BY = "atomic-operator"
 AGENT_LABEL = f"{GROUP}/agent"
-PIPELINE_LABEL = f"{GROUP}/pipeline"
 CONFIG_HASH_ANNOTATION = f"{GROUP}/config-hash"
 MANAGED_SELECTOR = {"app.kubernetes.io/managed-by": MANAGED_BY}
 

@@ -71,9 +71,3 @@ def resolve_references(agent: AtomicAgent, namespace: str, secrets: ObjectIndex,
     digest = hashlib.sha256(json.dumps(secret_part, sort_keys=True).encode()).hexdigest()
     return ResolvedReferences(digest, [p for p in problems if p is not None])
 
-
-def referenced_secrets(agent: AtomicAgent) -> set[str]:
-    """Names of the Secrets an agent depends on, to find it when one of them changes."""
-    refs = [agent.spec.model.api_key_secret_ref,
-            *(p.secret_key_ref for p in agent.spec.context_providers)]
-    return {r.name for r in refs if r is not None}

@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from atomic_operator import GROUP
-
 FIELD_MANAGER = "atomic-operator"
 """The one server-side-apply field manager for everything the operator writes."""
 
@@ -25,9 +23,6 @@ class OperatorSettings:
 
     cluster_domain: str = "cluster.local"
     """DNS suffix used in the endpoint written to status."""
-
-    annotation_prefix: str = GROUP
-    """Prefix of kopf's own bookkeeping annotations, so they read as ours."""
 
     @classmethod
     def from_env(cls) -> OperatorSettings:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -43,8 +44,7 @@ def _cluster(args: argparse.Namespace) -> Iterator[Path | None]:
         yield None
         return
     workdir = args.workdir.resolve()
-    if workdir.exists():
-        subprocess.run(["rm", "-rf", str(workdir)], check=True)
+    shutil.rmtree(workdir, ignore_errors=True)  # a previous run's data: start clean
     with ControlPlane(crds=crds, workdir=workdir) as cp:
         print(f"control plane up at {cp.server}; export KUBECONFIG={cp.kubeconfig}",
               flush=True)

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from atomic_operator.api import AtomicAgent
 from atomic_operator.checks import check_agent
-from atomic_operator.render import AgentIdentity, render_agent, runtime_config
+from atomic_operator.render import AgentIdentity, render_agent
 from atomic_operator.settings import OperatorSettings
 
 
@@ -41,13 +41,14 @@ def render_documents(docs: list[dict[str, Any]], namespace: str | None,
         name = meta["name"]
         ns = meta.get("namespace") or namespace or "default"
         agent = AtomicAgent.model_validate(doc)
-        problems = check_agent(agent, runtime_config(agent, name, ns))
-        if problems:
-            raise ValueError(f"{name}: " + "; ".join(map(str, problems)))
         # The uid is the cluster's to assign; a placeholder keeps the preview applyable
         # only through the operator, which is the point.
         who = AgentIdentity(name=name, namespace=ns, uid="00000000-0000-0000-0000-000000000000")
-        out += render_agent(agent, who, settings).children
+        rendered = render_agent(agent, who, settings)
+        problems = check_agent(agent, rendered.config)
+        if problems:
+            raise ValueError(f"{name}: " + "; ".join(map(str, problems)))
+        out += rendered.children
     return out
 
 

@@ -9,6 +9,7 @@ after its next rediscovery (about 40 s later) instead of at once.
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 import shutil
@@ -218,8 +219,6 @@ class ControlPlane:
         self._write_kubeconfig(certs / "apiserver.crt")
 
     def _write_kubeconfig(self, ca: Path) -> None:
-        import base64
-
         config = {
             "apiVersion": "v1", "kind": "Config",
             "clusters": [{"name": "atomic-dev", "cluster": {

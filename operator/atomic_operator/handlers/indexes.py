@@ -13,11 +13,11 @@ from typing import Any
 import kopf
 
 from atomic_operator import GROUP, VERSION
-from atomic_operator.naming import AGENT_LABEL, MANAGED_BY
+from atomic_operator.naming import AGENT_LABEL, MANAGED_SELECTOR
 from atomic_operator.references import key_digests
 
 UNMANAGED = {"app.kubernetes.io/managed-by": kopf.ABSENT}
-MANAGED = {"app.kubernetes.io/managed-by": MANAGED_BY}
+MANAGED = MANAGED_SELECTOR
 
 
 class IndexView(Mapping[Any, Any]):

@@ -81,15 +81,6 @@ class KubeClient:
                                str(payload.get("message", text[:500])))
             return payload
 
-    async def get(self, path: str) -> dict[str, Any] | None:
-        """The object, or None when it does not exist."""
-        try:
-            return await self._request("GET", path)
-        except ApiError as err:
-            if err.status == 404:
-                return None
-            raise
-
     async def apply(self, obj: dict[str, Any], field_manager: str, *,
                     dry_run: bool = False) -> dict[str, Any]:
         """Server-side apply with force: the operator owns the fields it renders."""

@@ -26,10 +26,12 @@ from atomic_operator.k8s import ApiError, KubeClient, resource_path
 from atomic_operator.naming import AGENT_LABEL, SERVICE_PORT
 from atomic_operator.problems import SpecProblem, from_validation_error, summarize
 from atomic_operator.references import ObjectIndex, resolve_references
-from atomic_operator.render import AgentIdentity, render_agent, runtime_config
+from atomic_operator.render import AgentIdentity, render_agent
 from atomic_operator.settings import FIELD_MANAGER, OperatorSettings
 
 OPTIONAL_KINDS = ("HorizontalPodAutoscaler", "PodDisruptionBudget")
+_ROLLOUT_REASONS = {"RollingOut", "Unavailable", "Available", "ScaledToZero"}
+"""Ready reasons computed from the Deployment; any other False reason is a spec problem."""
 
 
 @dataclass(frozen=True)
@@ -125,12 +127,11 @@ async def reconcile_agent(env: AgentEnv, body: Mapping[str, Any]) -> AgentOutcom
         return await _report_problems(env, body, parsed)
     agent = parsed
     refs = resolve_references(agent, who.namespace, env.secrets, env.config_maps)
-    config = runtime_config(agent, who.name, who.namespace)
-    problems = [*check_agent(agent, config), *refs.problems]
+    rendered = render_agent(agent, who, env.settings, refs.secrets_digest)
+    problems = [*check_agent(agent, rendered.config), *refs.problems]
     if problems:
         return await _report_problems(env, body, problems)
 
-    rendered = render_agent(agent, who, env.settings, refs.secrets_digest)
     outcome = AgentOutcome(result="applied")
     first_time = status.get("configHash") is None  # nothing of this agent applied yet
     spec_changed = not first_time and status.get("observedGeneration") != generation
@@ -138,8 +139,7 @@ async def reconcile_agent(env: AgentEnv, body: Mapping[str, Any]) -> AgentOutcom
         if spec_changed:
             # Refuse a bad update before touching anything, so old children stay whole.
             await env.client.apply(rendered.deployment, FIELD_MANAGER, dry_run=True)
-        order = rendered.children if first_time else [
-            rendered.config_map, rendered.deployment, *rendered.children[2:]]
+        order = rendered.children if first_time else rendered.update_order
         deployment: dict[str, Any] = {}
         for child in order:
             live = await env.client.apply(child, FIELD_MANAGER)
@@ -219,5 +219,3 @@ def status_from_deployment(body: Mapping[str, Any], deployment: Mapping[str, Any
     }
     return _status_patch(status, wanted)
 
-
-_ROLLOUT_REASONS = {"RollingOut", "Unavailable", "Available", "ScaledToZero"}

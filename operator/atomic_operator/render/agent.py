@@ -63,10 +63,20 @@ class RenderedAgent:
 
     @property
     def children(self) -> list[dict[str, Any]]:
-        """Deployment first: it is the child the API server is likeliest to refuse (pod
-        overrides are passed through), and refusing it first leaves nothing half made."""
-        optional = [c for c in (self.hpa, self.pdb) if c is not None]
-        return [self.deployment, self.config_map, self.service, *optional]
+        """Creation order. Deployment first: it is the child the API server is likeliest to
+        refuse (pod overrides are passed through), and refusing it first leaves nothing
+        half made."""
+        return [self.deployment, self.config_map, *self._rest]
+
+    @property
+    def update_order(self) -> list[dict[str, Any]]:
+        """Update order: the ConfigMap before the Deployment, so pods rolled for a new
+        configuration never start with the old one."""
+        return [self.config_map, self.deployment, *self._rest]
+
+    @property
+    def _rest(self) -> list[dict[str, Any]]:
+        return [c for c in (self.service, self.hpa, self.pdb) if c is not None]
 
 
 def config_hash(config_json: str, secret_digest: str) -> str:
@@ -113,9 +123,9 @@ def _resources(agent: AtomicAgent) -> dict[str, Any]:
 
 
 def render_agent(agent: AtomicAgent, who: AgentIdentity, settings: OperatorSettings,
-                 secrets_digest: str = "", *, initial_replicas: int | None = None
-                 ) -> RenderedAgent:
-    """Render every child. `initial_replicas` is set only when the Deployment is created."""
+                 secrets_digest: str = "") -> RenderedAgent:
+    """Render every child. The Deployment carries no replicas: they belong to its scale
+    subresource (docs/architecture.md, Replicas)."""
     config = runtime_config(agent, who.name, who.namespace)
     config_json = json.dumps(config, indent=2, sort_keys=True)
     digest = config_hash(config_json, secrets_digest)
@@ -131,7 +141,6 @@ def render_agent(agent: AtomicAgent, who: AgentIdentity, settings: OperatorSetti
         "config_json": config_json,
         "config_hash": digest,
         "hash_annotation": CONFIG_HASH_ANNOTATION,
-        "replicas": initial_replicas,
         "image": spec.image or settings.runtime_image,
         "image_pull_policy": spec.image_pull_policy,
         "grace_seconds": spec.concurrency.request_timeout_seconds + DRAIN_MARGIN_SECONDS,
