@@ -228,8 +228,8 @@ class RequestIdMiddleware:
             request_id.reset(token)
 
 
-def build_agent(config: AgentConfig, metrics: Metrics, llm_client: Any | None = None) -> Agent:
-    llm = LLM(config.model, metrics, llm_client, config.concurrency.max_in_flight)
+def build_agent(config: AgentConfig, metrics: Metrics) -> Agent:
+    llm = LLM(config.model, metrics, config.concurrency.max_in_flight)
     if config.agent_ref:
         from .byo import ByoAgent
 
@@ -241,11 +241,10 @@ def create_app(
     config: AgentConfig,
     state: RuntimeState | None = None,
     metrics: Metrics | None = None,
-    llm_client: Any | None = None,
 ) -> Starlette:
     state = state or RuntimeState()
     metrics = metrics or Metrics(config.name)
-    agent = build_agent(config, metrics, llm_client)
+    agent = build_agent(config, metrics)
     handler = RunHandler(config, agent, metrics, state)
     openapi = build_openapi(config.name, agent.input_schema, agent.output_schema)
     schema_doc = {"name": config.name, "input": agent.input_schema, "output": agent.output_schema}

@@ -6,7 +6,7 @@ do not use this feature do not carry atomic-agents and its 400 MB dependency tre
 
 AtomicAgent objects keep conversation state (history, current input), so each request runs on
 its own shallow copy with a fresh history; the runtime's shared async instructor client (with
-its timeouts, bounded retries and metrics hooks) and the configured model name replace the
+its timeouts, bounded retries and metered model calls) and the configured model name replace the
 ones the agent was built with, so the API key still comes only from the Secret. The agent's
 schemas, system prompt generator and context providers are its own; context providers from
 the config are added to them.
@@ -23,7 +23,7 @@ from pydantic import BaseModel
 
 from .config import AgentConfig
 from .context import build_providers
-from .llm import LLM, classify
+from .llm import LLM, classify, request_scope
 
 
 class AgentRefError(RuntimeError):
@@ -100,7 +100,8 @@ class ByoAgent:
     async def run(self, data: BaseModel) -> BaseModel:
         agent = self.fresh()
         try:
-            result = await agent.run_async(data)
+            with request_scope():
+                result = await agent.run_async(data)
         except Exception as exc:
             raise classify(exc) from exc
         assert isinstance(result, BaseModel)

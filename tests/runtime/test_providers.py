@@ -7,6 +7,7 @@ import pytest
 
 from atomic_runtime.config import ModelConfig
 from atomic_runtime.llm import MissingAPIKeyError, build_instructor, has_module
+from atomic_runtime.metrics import Metrics
 
 
 def model(provider: str, **extra: object) -> ModelConfig:
@@ -30,7 +31,7 @@ def key(monkeypatch: pytest.MonkeyPatch) -> None:
     ],
 )  # fmt: skip
 def test_sdk_providers_construct(provider: str, sdk: str, fallback_url: str, mode: object) -> None:
-    client = build_instructor(model(provider, timeoutSeconds=7, maxRetries=1))
+    client = build_instructor(model(provider, timeoutSeconds=7, maxRetries=1), Metrics("m"))
     assert isinstance(client, instructor.AsyncInstructor)
     inner = client.client
     if not has_module(sdk):
@@ -44,7 +45,7 @@ def test_sdk_providers_construct(provider: str, sdk: str, fallback_url: str, mod
 
 
 def test_openai_timeout_and_retries_replace_the_sdk_defaults() -> None:
-    client = build_instructor(model("openai"))
+    client = build_instructor(model("openai"), Metrics("m"))
     assert client.client.timeout.read == 60  # not the SDK's 600 s
     assert client.client.max_retries == 2
     assert client.mode == instructor.Mode.TOOLS
@@ -54,12 +55,12 @@ def test_missing_key_fails_loudly_for_hosted_providers(monkeypatch: pytest.Monke
     monkeypatch.delenv("TEST_PROVIDER_KEY")
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(MissingAPIKeyError, match="TEST_PROVIDER_KEY"):
-        build_instructor(model("openai"))
+        build_instructor(model("openai"), Metrics("m"))
 
 
 def test_ollama_needs_no_key_but_a_base_url(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TEST_PROVIDER_KEY")
-    client = build_instructor(model("ollama", baseURL="http://127.0.0.1:11434/v1"))
+    client = build_instructor(model("ollama", baseURL="http://127.0.0.1:11434/v1"), Metrics("m"))
     assert client.mode == instructor.Mode.JSON
     with pytest.raises(ValueError, match="baseURL is required"):
         model("ollama")
@@ -67,4 +68,4 @@ def test_ollama_needs_no_key_but_a_base_url(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_unknown_mode_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown instructor mode"):
-        build_instructor(model("openai", mode="telepathy"))
+        build_instructor(model("openai", mode="telepathy"), Metrics("m"))
