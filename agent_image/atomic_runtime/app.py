@@ -35,7 +35,7 @@ from .llm import LLM, LLMCallError
 from .logs import request_id
 from .metrics import Metrics
 from .openapi import build_openapi
-from .schema_models import json_path, schema_errors
+from .schema_models import SCHEMA_CHECKED, json_path, schema_errors
 
 log = logging.getLogger("atomic_runtime.app")
 
@@ -145,7 +145,7 @@ class RunHandler:
                 422, "invalid_input", "the input does not match the input schema", problems
             )
         try:
-            data = self.agent.input_model.model_validate(payload)
+            data = self.agent.input_model.model_validate(payload, context=SCHEMA_CHECKED)
         except ValidationError as exc:
             details = [
                 {"path": json_path(list(e["loc"])), "message": e["msg"]}

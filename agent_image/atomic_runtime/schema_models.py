@@ -16,7 +16,14 @@ from typing import Annotated, Any, Literal, Union
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError as SchemaError
-from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    create_model,
+    model_validator,
+)
 
 _SCALARS: dict[str, Any] = {
     "string": str,
@@ -265,8 +272,15 @@ def _null_means_absent(names: tuple[str, ...]) -> Any:
     return model_validator(mode="after")(unset)
 
 
+SCHEMA_CHECKED = {"json_schema_checked": True}
+"""Validation context for data the caller has already checked against the same JSON Schema
+(the HTTP layer does, to report every failing path): the model then skips its own check."""
+
+
 def _schema_check(validator: Draft202012Validator) -> Any:
-    def check(model: BaseModel) -> BaseModel:
+    def check(model: BaseModel, info: ValidationInfo) -> BaseModel:
+        if info.context is SCHEMA_CHECKED:
+            return model
         problems = schema_errors(
             validator, model.model_dump(mode="json", by_alias=True, exclude_unset=True)
         )

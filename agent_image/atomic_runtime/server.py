@@ -11,6 +11,7 @@ The process then exits 0 instead of re-raising the signal, as a finished drain i
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import sys
@@ -67,6 +68,8 @@ def uvicorn_config(app: object, config: AgentConfig) -> uvicorn.Config:
         port=int(os.environ.get("ATOMIC_AGENT_PORT", "8080")),
         log_config=None,
         access_log=False,
+        http="httptools",  # C parser: a fifth of a bare request's CPU under h11
+        loop="asyncio",
         lifespan="on",
         server_header=False,
         backlog=2048,
@@ -97,6 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     except (MissingAPIKeyError, AgentRefError, ValueError) as exc:
         log.error("cannot start the agent", extra={"error": str(exc)})
         return 2
+    # Everything built so far (modules, models, clients) lives as long as the process:
+    # keep it out of the cyclic GC's full collections, which would otherwise re-scan it
+    # in the middle of requests.
+    gc.freeze()
     ucfg = uvicorn_config(app, config)
     metrics_port = int(os.environ.get("ATOMIC_AGENT_METRICS_PORT", "9090") or 0)
     if metrics_port and metrics_port != ucfg.port:

@@ -1,6 +1,8 @@
-"""Every provider's client is constructed correctly; none is called (no real provider here)."""
+"""Every provider's client is built correctly; the openai family is called against the fake."""
 
 from __future__ import annotations
+
+import asyncio
 
 import instructor
 import pytest
@@ -69,3 +71,43 @@ def test_ollama_needs_no_key_but_a_base_url(monkeypatch: pytest.MonkeyPatch) -> 
 def test_unknown_mode_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown instructor mode"):
         build_instructor(model("openai", mode="telepathy"), Metrics("m"))
+
+
+def test_openai_family_calls_carry_instructor_kwargs_and_are_metered() -> None:
+    """The direct ``/chat/completions`` call keeps what create() would send, extras included."""
+    from pydantic import BaseModel
+
+    from tests.fakes.openai_server import FakeServerThread
+
+    class Answer(BaseModel):
+        text: str
+
+    metrics = Metrics("m")
+    with FakeServerThread() as fake:
+        client = build_instructor(model("openai", baseURL=fake.base_url), metrics)
+
+        async def call() -> Answer:
+            try:
+                result: Answer = await client.chat.completions.create(
+                    model="m",
+                    messages=[{"role": "user", "content": "hi"}],
+                    response_model=Answer,
+                    max_retries=0,
+                    temperature=0.5,
+                    extra_body={"seed": 7},
+                    extra_headers={"x-trace": "1"},
+                )
+                return result
+            finally:
+                await client.client.close()
+
+        answer = asyncio.run(call())
+        sent = fake.app.requests[-1]
+    assert answer.text == "fake"
+    assert sent["seed"] == 7 and sent["temperature"] == 0.5 and sent["model"] == "m"
+    assert sent["tools"][0]["function"]["name"] == "Answer"
+    assert "extra_body" not in sent and "extra_headers" not in sent
+    text = metrics.render().decode()
+    assert 'agent_llm_request_duration_seconds_count{agent="m"} 1.0' in text
+    assert 'agent_llm_tokens_total{agent="m",type="completion"}' in text
+    assert 'agent_llm_tokens_total{agent="m",type="completion"} 0.0' not in text
