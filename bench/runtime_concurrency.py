@@ -8,6 +8,9 @@ Two phases against the same fake server, in one run:
 2. above the limit (maxInFlight + queueSize = 60% of the clients): every answer must be a 200
    or a clean 429 with Retry-After; no 5xx, no connection errors.
 The same load against the bare openai-SDK endpoint gives the baseline overhead.
+
+Clients start spread over one fake latency (the ramp, not counted), as independent users
+would; see ``closed_loop``. ``--ramp 0`` fires them all at once instead.
 """
 
 from __future__ import annotations
@@ -19,11 +22,13 @@ from typing import Any
 from bench.runtime_common import closed_loop, start_bare, start_fake, start_runtime
 
 
-def run_phase(proc_url: tuple[Any, str], clients: int, seconds: float) -> dict[str, Any]:
+def run_phase(
+    proc_url: tuple[Any, str], clients: int, seconds: float, ramp: float
+) -> dict[str, Any]:
     proc, url = proc_url
     try:
         asyncio.run(closed_loop(url, min(clients, 50), total=100))  # warm-up
-        result = asyncio.run(closed_loop(url, clients, duration=seconds))
+        result = asyncio.run(closed_loop(url, clients, duration=seconds, ramp=ramp))
         result["rss_mb"] = proc.peak_rss_mb()
         return result
     finally:
@@ -38,24 +43,29 @@ def main() -> None:
     parser.add_argument(
         "--light-clients",
         type=int,
-        default=100,
-        help="a second, lighter load that does not saturate one core",
+        default=300,
+        help="a second, lighter load that keeps one core below saturation",
     )
+    parser.add_argument("--ramp", type=float, default=None, help="default: --latency")
     args = parser.parse_args()
+    ramp = args.latency if args.ramp is None else args.ramp
     fake, base_url = start_fake(latency=args.latency)
     try:
-        bare = run_phase(start_bare(base_url, "aiohttp"), args.clients, args.seconds)
+        bare = run_phase(start_bare(base_url, "aiohttp"), args.clients, args.seconds, ramp)
         below = run_phase(
-            start_runtime(base_url, args.clients + 12, 64), args.clients, args.seconds
+            start_runtime(base_url, args.clients + 12, 64), args.clients, args.seconds, ramp
         )
         light = args.light_clients
-        bare_light = run_phase(start_bare(base_url, "aiohttp"), light, args.seconds)
-        light_rt = run_phase(start_runtime(base_url, args.clients + 12, 64), light, args.seconds)
+        bare_light = run_phase(start_bare(base_url, "aiohttp"), light, args.seconds, ramp)
+        light_rt = run_phase(
+            start_runtime(base_url, args.clients + 12, 64), light, args.seconds, ramp
+        )
         limit = int(args.clients * 0.6)
         above = run_phase(
             start_runtime(base_url, limit * 2 // 3, limit - limit * 2 // 3),
             args.clients,
             args.seconds,
+            ramp,
         )
     finally:
         fake.stop()
