@@ -100,9 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     except (MissingAPIKeyError, AgentRefError, ValueError) as exc:
         log.error("cannot start the agent", extra={"error": str(exc)})
         return 2
-    # Everything built so far (modules, models, clients) lives as long as the process:
-    # keep it out of the cyclic GC's full collections, which would otherwise re-scan it
-    # in the middle of requests.
+    # Everything built so far (modules, models, clients) lives as long as the process: keep
+    # it out of the cyclic GC's full collections, which stop the loop to scan it. Measured
+    # at 300 clients: p99 33-51 ms over the model's latency with the freeze, 88-151 without.
+    # (Timing full collections instead made them rarer but longer, and the p99 worse.)
     gc.freeze()
     ucfg = uvicorn_config(app, config)
     metrics_port = int(os.environ.get("ATOMIC_AGENT_METRICS_PORT", "9090") or 0)
