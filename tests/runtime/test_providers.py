@@ -73,8 +73,10 @@ def test_unknown_mode_is_refused() -> None:
         build_instructor(model("openai", mode="telepathy"), Metrics("m"))
 
 
-def test_openai_family_calls_carry_instructor_kwargs_and_are_metered() -> None:
-    """The direct ``/chat/completions`` call keeps what create() would send, extras included."""
+@pytest.mark.parametrize("provider", ["openai", "groq"])
+def test_model_calls_carry_instructor_kwargs_and_are_metered(provider: str) -> None:
+    """openai: the direct ``/chat/completions`` call keeps what create() would send, extras
+    included. groq: its own SDK (a dev dependency, so this path runs) with the metered method."""
     from pydantic import BaseModel
 
     from tests.fakes.openai_server import FakeServerThread
@@ -84,7 +86,9 @@ def test_openai_family_calls_carry_instructor_kwargs_and_are_metered() -> None:
 
     metrics = Metrics("m")
     with FakeServerThread() as fake:
-        client = build_instructor(model("openai", baseURL=fake.base_url), metrics)
+        # groq's SDK appends /openai/v1/chat/completions to its base URL
+        base = fake.base_url if provider == "openai" else fake.base_url.removesuffix("/v1")
+        client = build_instructor(model(provider, baseURL=base), metrics)
 
         async def call() -> Answer:
             try:
@@ -103,6 +107,7 @@ def test_openai_family_calls_carry_instructor_kwargs_and_are_metered() -> None:
 
         answer = asyncio.run(call())
         sent = fake.app.requests[-1]
+    assert type(client.client).__module__.startswith(provider)
     assert answer.text == "fake"
     assert sent["seed"] == 7 and sent["temperature"] == 0.5 and sent["model"] == "m"
     assert sent["tools"][0]["function"]["name"] == "Answer"
