@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 PYTEST_ARGS ?=
+CHART := charts/atomic-operator
 
 ##@ General
 
@@ -33,15 +34,21 @@ binaries: venv ## Build the control-plane binaries into ~/.cache/atomic-operator
 ##@ Development
 
 .PHONY: generate
-generate: venv ## Regenerate the CRDs and docs/api-reference.md from the API models.
-	$(BIN)/atomicctl crds --out crds --reference docs/api-reference.md
+generate: venv ## Regenerate the CRDs, docs/api-reference.md and the chart's values and CRDs.
+	$(BIN)/atomicctl crds --out crds --reference docs/api-reference.md --chart $(CHART)
 
 .PHONY: verify
 verify: venv ## Fail when generated files differ from what the models produce.
 	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && \
-	  mkdir $$tmp/crds && \
-	  $(BIN)/atomicctl crds --out $$tmp/crds --reference $$tmp/api-reference.md >/dev/null && \
-	  if ! diff -ru crds $$tmp/crds || ! diff -u docs/api-reference.md $$tmp/api-reference.md; then \
+	  mkdir $$tmp/crds $$tmp/chart && \
+	  $(BIN)/atomicctl crds --out $$tmp/crds --reference $$tmp/api-reference.md \
+	    --chart $$tmp/chart >/dev/null && \
+	  stale=0 && \
+	  { diff -ru crds $$tmp/crds && diff -u docs/api-reference.md $$tmp/api-reference.md; } \
+	    || stale=1; \
+	  for f in $$(cd $$tmp/chart && find . -type f); do \
+	    diff -u $(CHART)/$$f $$tmp/chart/$$f || stale=1; done; \
+	  if [ $$stale = 1 ]; then \
 	    echo "generated files are stale: run 'make generate' and commit the result" >&2; exit 1; fi
 
 .PHONY: lint
