@@ -1,5 +1,12 @@
 """kopf handlers: thin functions that parse and delegate. `kopf run -m` imports this."""
 
-from atomic_operator.handlers import atomic_agent, children, indexes, lifecycle, references
+from atomic_operator.handlers import (
+    atomic_agent,
+    atomic_pipeline,
+    children,
+    indexes,
+    lifecycle,
+    references,
+)
 
-__all__ = ["atomic_agent", "children", "indexes", "lifecycle", "references"]
+__all__ = ["atomic_agent", "atomic_pipeline", "children", "indexes", "lifecycle", "references"]
