@@ -138,12 +138,15 @@ def test_install_gives_the_operator_exactly_what_it_needs(
     with running_operator(kubeconfig, tmp_path / "operator.log") as operator:
         cp.kubectl("create", "namespace", "demo")
         cp.kubectl("-n", "demo", "apply", *(f"-f={EXAMPLES / name}.yaml" for name in (
-            "openai-credentials", "task-processor", "content-analyzer")))
+            "openai-credentials", "task-processor", "content-analyzer", "analysis-to-tasks")))
         waited = cp.kubectl("-n", "demo", "wait", "--for=condition=Ready", "--timeout=60s",
                             "atomicagent/task-processor", "atomicagent/content-analyzer",
                             check=False)
+        checked = cp.kubectl("-n", "demo", "wait", "--for=condition=SchemasCompatible",
+                             "--timeout=30s", "atomicpipeline/analysis-to-tasks", check=False)
         logs = operator.logs()
     assert waited.returncode == 0, waited.stderr + logs[-4000:]
+    assert checked.returncode == 0, checked.stderr + logs[-4000:]
     assert "forbidden" not in logs.lower(), logs[-4000:]
     kinds = cp.kubectl("-n", "demo", "get", "deployment,configmap,service", "-o", "name").stdout
     assert "deployment.apps/task-processor" in kinds
