@@ -21,9 +21,9 @@ def ns(kube: Kube, operator: OperatorProcess) -> Kube:
 def condition(kube: Kube, pipeline: str, type_: str, status: str) -> dict[str, Any] | None:
     body = kube.get("atomicpipeline", pipeline)
     for cond in (body.get("status") or {}).get("conditions") or []:
-        if cond["type"] == type_ and cond["status"] == status:
-            if cond.get("observedGeneration") == body["metadata"]["generation"]:
-                return body
+        if (cond["type"], cond["status"]) == (type_, status) and cond.get(
+                "observedGeneration") == body["metadata"]["generation"]:
+            return body
     return None
 
 
