@@ -83,6 +83,8 @@ async def check_and_report(body: Mapping[str, Any], trigger: str, memo: Any,
                    message=message[:1000])
         logger.warning("pipeline problems: %s", message)
     else:
-        logger.info("pipeline checked (%s): %s", trigger,
-                    outcome.status_patch["conditions"][0]["message"]
-                    if outcome.status_patch.get("conditions") else "")
+        conditions = outcome.status_patch.get("conditions", [])
+        compatible: dict[str, Any] = next(
+            (c for c in conditions if c["type"] == "SchemasCompatible"), {})
+        logger.info("pipeline checked (%s): %s %s", trigger, compatible.get("reason", ""),
+                    compatible.get("message", ""))
