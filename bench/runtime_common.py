@@ -252,6 +252,7 @@ async def closed_loop(
 
 def bare_app(base_url: str, transport: str) -> Any:
     import openai
+    from tests.fakes.openai_server import read_body
 
     http_client = openai.DefaultAioHttpClient() if transport == "aiohttp" else None
     client = openai.AsyncOpenAI(
@@ -268,12 +269,7 @@ def bare_app(base_url: str, transport: str) -> Any:
             await send({"type": "http.response.start", "status": 200, "headers": []})
             await send({"type": "http.response.body", "body": b"ok"})
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         completion = await client.chat.completions.create(
             model="fake",
             messages=[{"role": "system", "content": SYSTEM},

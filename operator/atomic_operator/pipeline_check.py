@@ -16,7 +16,7 @@ from jsonschema import Draft202012Validator
 
 from atomic_operator.api.pipeline import AtomicPipeline, InputBinding, PipelineStep
 from atomic_operator.problems import SpecProblem
-from atomic_operator.schema_fit import Schema, fits
+from atomic_operator.schema_fit import Schema, fits, resolve_ref
 
 PLACEHOLDER = re.compile(r"\$\{([^}]+)\}")
 
@@ -133,8 +133,9 @@ class _Checker:
         if step is None:
             return None
         schemas = self.agent(step.agent_ref.name)
-        if schemas is None or schemas.output is None:
+        if schemas is None:
             return None
+        assert schemas.output is not None  # agent() returns only agents with both schemas
         if step.for_each:  # one result per element, in order
             return _Value({"type": "array", "items": schemas.output}, schemas.output, False)
         return _Value(schemas.output, schemas.output, False)
@@ -181,12 +182,7 @@ class _Checker:
 
     @staticmethod
     def field_of(value: _Value, name: str) -> _Value | None:
-        node = value.schema
-        if isinstance(node, dict) and "$ref" in node and isinstance(value.root, dict):
-            target: Any = value.root
-            for part in str(node["$ref"]).removeprefix("#/").split("/"):
-                target = target.get(part, {}) if isinstance(target, dict) else {}
-            node = target
+        node = resolve_ref(value.schema, value.root)
         if not isinstance(node, dict):
             return None
         props = node.get("properties") or {}
@@ -240,7 +236,7 @@ class _Checker:
                                  "sets")
 
     def items_of(self, value: _Value, where: str, reference: str) -> _Value | None:
-        node = value.schema
+        node = resolve_ref(value.schema, value.root)
         if isinstance(node, dict) and node.get("type") == "array":
             return _Value(node.get("items", True), value.root, False)
         self.problem(where, "SchemaMismatch", f"{reference!r} is not a list, so forEach "

@@ -48,6 +48,28 @@ class Mismatch:
     message: str
 
 
+def resolve_ref(node: Schema, root: Schema) -> Schema:
+    """Follow local $refs (`#/$defs/x`) from `root`; the referring node's own keys win.
+
+    A $ref that points nowhere is left in place, so callers can say so instead of crashing
+    on a schema that passed validation but names a missing definition.
+    """
+    for _ in range(32):
+        if not (isinstance(node, dict) and "$ref" in node):
+            break
+        target: Any = root
+        for part in str(node["$ref"]).removeprefix("#/").split("/"):
+            if not part:
+                continue
+            key = part.replace("~1", "/").replace("~0", "~")
+            if not isinstance(target, dict) or key not in target:
+                return node
+            target = target[key]
+        rest = {k: v for k, v in node.items() if k != "$ref"}
+        node = {**target, **rest} if isinstance(target, dict) else target
+    return node
+
+
 class _Side:
     """A schema with the root its local $refs resolve against."""
 
@@ -55,17 +77,7 @@ class _Side:
         self.root = root
 
     def resolve(self, node: Schema) -> Schema:
-        seen = 0
-        while isinstance(node, dict) and "$ref" in node and seen < 32:
-            target: Any = self.root
-            for part in str(node["$ref"]).removeprefix("#/").split("/"):
-                if not part:
-                    continue
-                target = target[part.replace("~1", "/").replace("~0", "~")]
-            rest = {k: v for k, v in node.items() if k != "$ref"}
-            node = {**target, **rest} if isinstance(target, dict) else target
-            seen += 1
-        return node
+        return resolve_ref(node, self.root)
 
 
 def fits(producer: Schema, consumer: Schema, producer_root: Schema | None = None,
@@ -111,8 +123,10 @@ class _Fit:
         assert isinstance(c, dict)
         if p is False:
             return []  # nothing is produced, so nothing can break the consumer
-        if p is True or not isinstance(p, dict):
-            p = {}
+        if "$ref" in c:
+            return [Mismatch(path, f"the consumer's $ref {c['$ref']!r} points nowhere")]
+        if p is True or not isinstance(p, dict) or "$ref" in p:
+            p = {}  # unknown: only an unconstrained consumer accepts it
         unknown = sorted(set(c) - UNDERSTOOD)
         if unknown:
             return [Mismatch(path, f"cannot prove the fit: the consumer uses {', '.join(unknown)}")]

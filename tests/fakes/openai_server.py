@@ -138,6 +138,16 @@ def _break(value: Any, schema: dict[str, Any]) -> Any:
     return {"wrong": "type"}
 
 
+async def read_body(receive: Receive) -> bytes:
+    """The whole request body of a raw ASGI request (also used by the benchmarks' bare app)."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body
+
+
 class FakeOpenAI:
     def __init__(self) -> None:
         self.latency = 0.0
@@ -183,12 +193,7 @@ class FakeOpenAI:
                 elif message["type"] == "lifespan.shutdown":
                     await send({"type": "lifespan.shutdown.complete"})
                     return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         path, method = scope["path"], scope["method"]
         if path == "/_control" and method == "POST":
             self.control(json.loads(body or b"{}"))

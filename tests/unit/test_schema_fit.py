@@ -61,3 +61,10 @@ def test_mismatches_say_where_and_why(producer: dict[str, Any], consumer: dict[s
     found = fits(producer, consumer)
     assert found, "expected a mismatch"
     assert any(m.path == path and words in m.message for m in found), found
+
+
+def test_a_dangling_ref_is_a_mismatch_not_a_crash() -> None:
+    assert [m.message for m in fits(STR, {"$ref": "#/$defs/gone"})] == [
+        "the consumer's $ref '#/$defs/gone' points nowhere"]
+    assert fits({"$ref": "#/$defs/gone"}, STR)[0].message.startswith(
+        "the producer's schema does not say what it gives")
