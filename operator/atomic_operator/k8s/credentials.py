@@ -16,6 +16,7 @@ exec plugin.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 from dataclasses import dataclass
@@ -70,6 +71,13 @@ class Credentials:
         with self._lock:
             self._config, self._in_cluster = config, in_cluster
         return self.current()
+
+    # KubeClient's BearerSource
+    def bearer(self) -> str | None:
+        return self.current().token
+
+    async def refresh(self) -> None:
+        await asyncio.to_thread(self.reload)
 
 
 def service_account_dir() -> Path:
