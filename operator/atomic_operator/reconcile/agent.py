@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from atomic_operator.api import AtomicAgent
 from atomic_operator.checks import check_agent
 from atomic_operator.conditions import find
-from atomic_operator.k8s import ApiError, KubeClient, resource_path
+from atomic_operator.k8s import Api, ApiError, resource_path
 from atomic_operator.k8s.kinds import AGENT, DEPLOYMENT, HPA, optional_children
 from atomic_operator.metrics import REPLICA_WRITES
 from atomic_operator.problems import SpecProblem, from_validation_error
@@ -48,7 +48,7 @@ OPTIONAL_KINDS = tuple(c.kind.kind for c in optional_children(AGENT))
 class AgentEnv:
     """What a reconcile needs besides the object: a client, settings, indexed lookups."""
 
-    client: KubeClient
+    client: Api
     settings: OperatorSettings
     status: StatusWriter
     secrets: ObjectIndex
@@ -93,7 +93,7 @@ def wanted_children(rendered: RenderedAgent, owner: ReplicaOwner,
     return [c for c in order if c["kind"] != HPA.kind or owner == "hpa"]
 
 
-async def write_replicas(client: KubeClient, who: AgentIdentity, plan: ReplicaPlan,
+async def write_replicas(client: Api, who: AgentIdentity, plan: ReplicaPlan,
                          deployment: dict[str, Any]) -> dict[str, Any]:
     """Carry out the policy's write through the Deployment's scale subresource, never
     through apply, so no applied object owns the field an HPA or autoscaler writes."""

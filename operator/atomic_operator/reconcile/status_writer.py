@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from atomic_operator import API_VERSION
 from atomic_operator.api.common import CommonStatus
-from atomic_operator.k8s import ApiError, KubeClient, resource_path
+from atomic_operator.k8s import Api, ApiError, resource_path
 from atomic_operator.metrics import STATUS_WRITES
 from atomic_operator.settings import FIELD_MANAGER
 
@@ -79,7 +79,7 @@ def _key(body: Mapping[str, Any]) -> Key:
 class StatusWriter:
     """Writes status for the handlers of both kinds, and remembers what it wrote."""
 
-    def __init__(self, client: KubeClient, emit: Emit) -> None:
+    def __init__(self, client: Api, emit: Emit) -> None:
         self.client = client
         self.emit = emit
         self._written: dict[Key, _Written] = {}
