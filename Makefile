@@ -52,9 +52,10 @@ verify: venv ## Fail when generated files differ from what the models produce.
 	    echo "generated files are stale: run 'make generate' and commit the result" >&2; exit 1; fi
 
 .PHONY: lint
-lint: venv ## ruff, mypy --strict, shellcheck on hack/, hadolint on both Dockerfiles.
+lint: venv ## ruff, mypy --strict, import layers, shellcheck on hack/, hadolint on Dockerfiles.
 	$(BIN)/ruff check operator agent_image tests bench
 	$(BIN)/mypy operator/atomic_operator agent_image/atomic_runtime
+	$(BIN)/lint-imports
 	$(BIN)/shellcheck hack/*.sh hack/find-python
 	$(BIN)/hadolint Dockerfile agent_image/Dockerfile
 

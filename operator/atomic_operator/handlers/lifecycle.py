@@ -69,7 +69,7 @@ async def startup(*, settings: kopf.OperatorSettings, memo: Any, logger: Logger,
     cert = (now.cert_path, now.key_path) if now.cert_path and now.key_path else None
     client = KubeClient.connect(now.server, ca_path=now.ca_path, insecure=now.insecure,
                                 client_cert=cert, tokens=credentials)
-    memo.reconciler = AgentReconciler(client=client, settings=ours)
+    memo.reconciler = AgentReconciler.create(client, ours)
     serve(ours.metrics_port)
     logger.info("atomic-operator started: runtime image %s, metrics on :%s",
                 ours.runtime_image, ours.metrics_port)
