@@ -170,3 +170,83 @@ def test_docs_carry_the_tested_health_check() -> None:
     for kind in ("AtomicAgent", "AtomicPipeline"):
         key = f"resource.customizations.health.atomicagents.io_{kind}: |\n"
         assert key + indented in doc, kind
+
+
+# -- kstatus (what Flux's health checks and `kubectl wait`-style tools compute) ------------
+
+_TYPE = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+                   r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_REASON = re.compile(r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
+_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
+
+
+def kstatus(obj: dict[str, Any]) -> str:
+    """sigs.k8s.io/cli-utils/pkg/kstatus's generic rules for a custom resource."""
+    meta, status = obj["metadata"], obj.get("status") or {}
+    if meta.get("deletionTimestamp"):
+        return "Terminating"
+    observed = status.get("observedGeneration")
+    if observed is not None and observed != meta.get("generation"):
+        return "InProgress"
+    for condition in status.get("conditions") or []:
+        if condition["type"] == "Reconciling" and condition["status"] == "True":
+            return "InProgress"
+        if condition["type"] == "Stalled" and condition["status"] == "True":
+            return "Failed"
+    return "Current"
+
+
+def check_condition_shapes(obj: dict[str, Any]) -> None:
+    """metav1.Condition, field by field, as kstatus and `kubectl wait` read it."""
+    status = obj["status"]
+    assert status["observedGeneration"] == obj["metadata"]["generation"]
+    types = [c["type"] for c in status["conditions"]]
+    assert len(types) == len(set(types)), types
+    for condition in status["conditions"]:
+        assert _TYPE.match(condition["type"]) and len(condition["type"]) <= 316, condition
+        assert condition["status"] in ("True", "False", "Unknown"), condition
+        assert _REASON.match(condition["reason"]) and len(condition["reason"]) <= 1024
+        assert isinstance(condition["message"], str) and len(condition["message"]) <= 32768
+        assert _TIME.match(condition["lastTransitionTime"]), condition
+        assert condition["observedGeneration"] == obj["metadata"]["generation"], condition
+
+
+def conditions_of(obj: dict[str, Any]) -> dict[str, str]:
+    return {c["type"]: c["status"] for c in (obj.get("status") or {}).get("conditions") or []}
+
+
+def test_kstatus_reads_both_kinds_as_the_operator_means(user_ns: Kube) -> None:
+    """Current only when Ready; InProgress while rolling out; Failed on a problem waiting
+    cannot fix: for agents and pipelines, from objects read back from the API server."""
+    def settled(kind: str, name: str, want: str) -> dict[str, Any]:
+        def probe() -> dict[str, Any] | None:
+            obj = user_ns.get(kind, name)
+            return obj if (obj.get("status") or {}).get("conditions") and \
+                kstatus(obj) == want else None
+        return eventually(probe, timeout=30, what=f"{kind}/{name} {want} (kstatus)")
+
+    user_ns.apply(variant("task-processor", {"metadata": {"name": "no-secret"}}))
+    failed = settled("atomicagent", "no-secret", "Failed")
+    assert conditions_of(failed)["Ready"] == "False"
+    user_ns.run("apply", *(f"--filename={path}" for path in USER_FILES))
+    ready = settled("atomicagent", "task-processor", "Current")
+    assert conditions_of(ready)["Ready"] == "True"
+    user_ns.apply(variant("task-processor", {"metadata": {"name": "rolling"}, "spec": {
+        "resources": {"requests": {"cpu": "500", "memory": "128Mi"}}}}))
+    rolling = settled("atomicagent", "rolling", "InProgress")
+    assert conditions_of(rolling)["Ready"] == "False"
+    user_ns.run("wait", "--for=condition=SchemasCompatible", "--timeout=30s",
+                "atomicpipeline/analysis-to-tasks")
+    pipeline = user_ns.get("atomicpipeline", "analysis-to-tasks")
+    # Current exactly when Ready (a pipeline without its runner is not Current)
+    assert (kstatus(pipeline) == "Current") == (conditions_of(pipeline)["Ready"] == "True")
+    broken = variant("analysis-to-tasks", {"metadata": {"name": "broken"}, "spec": {"steps": [
+        {"name": "analyze", "agentRef": {"name": "content-analyzer"},
+         "input": {"content": {"from": "input.content"}, "analysis_type": {"value": 3}}}],
+        "output": {"from": "steps.analyze.output"}}})
+    user_ns.apply(broken)
+    settled("atomicpipeline", "broken", "Failed")
+    for kind, name in (("atomicagent", "no-secret"), ("atomicagent", "task-processor"),
+                       ("atomicagent", "rolling"), ("atomicpipeline", "analysis-to-tasks"),
+                       ("atomicpipeline", "broken")):
+        check_condition_shapes(user_ns.get(kind, name))
