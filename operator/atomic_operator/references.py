@@ -1,8 +1,9 @@
-"""Resolve the Secrets and ConfigMaps an agent references, from in-memory indexes.
+"""Resolve the Secrets and ConfigMaps an agent references, from key digests.
 
-The operator indexes the key digests of Secrets and ConfigMaps as it watches them (never
-their values), so resolving is a pure lookup and costs no API call; the same watch is what
-rolls the pods when a referenced Secret changes.
+Users' ConfigMaps are indexed from the operator's watch; Secrets are never listed or
+watched (their RBAC is `get`): the runner reads the ones an agent names, by name, before
+each reconcile and again every `secretRecheckSeconds`, and keeps only key digests (never
+values). Resolving is then a pure lookup.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from atomic_operator.api import AtomicAgent
 from atomic_operator.api.common import ConfigMapKeyRef, SecretKeyRef
@@ -21,6 +23,13 @@ KeyDigests = Mapping[str, str]
 
 ObjectIndex = Mapping[tuple[str, str], KeyDigests]
 """(namespace, name) → key digests."""
+
+
+def secret_names(spec: Mapping[str, Any]) -> set[str]:
+    """The Secrets an agent's spec (as stored, camelCase) names."""
+    names = {((spec.get("model") or {}).get("apiKeySecretRef") or {}).get("name")}
+    names |= {(p.get("secretKeyRef") or {}).get("name") for p in spec.get("contextProviders") or []}
+    return {n for n in names if n}
 
 
 def key_digests(data: Mapping[str, str] | None) -> dict[str, str]:

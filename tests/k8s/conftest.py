@@ -46,6 +46,9 @@ def operator(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFacto
              ) -> Iterator[OperatorProcess]:
     """One operator for the whole session, watching every namespace."""
     log = tmp_path_factory.mktemp("operator") / "operator.log"
-    with running_operator(control_plane.kubeconfig, log) as proc:
+    # Secrets are re-read by name every second here (30 s by default), so rotation tests
+    # see the roll at once
+    with running_operator(control_plane.kubeconfig, log,
+                          env={"ATOMIC_OPERATOR_SECRET_RECHECK_SECONDS": "1"}) as proc:
         yield proc
     assert "Traceback" not in proc.logs(), proc.logs()[-5000:]

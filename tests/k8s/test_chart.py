@@ -185,12 +185,19 @@ def test_namespaced_install_works_there_and_is_forbidden_elsewhere(
                         ["-n", "unwatched", "get", "configmaps"],
                         ["-n", "unwatched", "create", "deployment", "x", "--image=x"],
                         ["get", "secrets", "--all-namespaces"],
+                        # Secrets are read by name only, even where the operator works
+                        ["-n", "team-a", "get", "secrets"],
+                        ["-n", "team-a", "get", "secrets", "--watch-only",
+                         "--request-timeout=5s"],
                         ["-n", "team-a", "delete", "namespace", "team-a"]):
             denied = as_account(cp, kubeconfig, *request)
             assert denied.returncode != 0, request
             assert "forbidden" in denied.stderr, (request, denied.stderr)
         allowed = as_account(cp, kubeconfig, "-n", "team-a", "get", "deployments", "-o", "name")
         assert "deployment.apps/task-processor" in allowed.stdout, allowed.stderr
+        named = as_account(cp, kubeconfig, "-n", "team-a", "get", "secret/openai-credentials",
+                           "-o", "name")
+        assert named.stdout.strip() == "secret/openai-credentials", named.stderr
     finally:
         helm("uninstall", "atomic-operator", "--namespace=atomic-system",
              kubeconfig=cp.kubeconfig)

@@ -187,6 +187,11 @@ class Values(ValuesModel):
     cluster_domain: str = "cluster.local"
     """DNS suffix of the cluster, used in the endpoint written to each agent's status."""
 
+    secret_recheck_seconds: float = Field(default=30, ge=1, le=3600)
+    """How often each agent's referenced Secrets are read again by name: a rotated Secret
+    rolls the agent's pods within this time. The operator never lists or watches Secrets
+    (its RBAC on them is `get`)."""
+
     crds: Crds = Crds()
     """The CustomResourceDefinitions."""
 

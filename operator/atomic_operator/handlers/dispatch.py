@@ -19,7 +19,7 @@ async def reconcile_body(body: Mapping[str, Any], trigger: str, memo: Any,
     meta = body["metadata"]
     namespace, name = meta["namespace"], meta["name"]
     return await reconciler.reconcile(
-        body, trigger=trigger, secrets=indexes.secrets, config_maps=indexes.config_maps,
+        body, trigger=trigger, config_maps=indexes.config_maps,
         existing_optional=indexes.optional_children(namespace, name),
         external=indexes.external_autoscalers(namespace, name), logger=logger)
 

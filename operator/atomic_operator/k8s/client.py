@@ -129,6 +129,9 @@ class KubeClient:
         return await self._request("PATCH", object_path(obj), body=obj, params=params,
                                    content_type="application/apply-patch+yaml")
 
+    async def get(self, path: str) -> dict[str, Any]:
+        return await self._request("GET", path)
+
     async def merge_patch(self, path: str, patch: dict[str, Any], field_manager: str
                           ) -> dict[str, Any]:
         return await self._request("PATCH", path, body=patch,
