@@ -29,6 +29,7 @@ def secret_names(spec: Mapping[str, Any]) -> set[str]:
     """The Secrets an agent's spec (as stored, camelCase) names."""
     names = {((spec.get("model") or {}).get("apiKeySecretRef") or {}).get("name")}
     names |= {(p.get("secretKeyRef") or {}).get("name") for p in spec.get("contextProviders") or []}
+    names.add(((spec.get("access") or {}).get("bearerTokenSecretRef") or {}).get("name"))
     return {n for n in names if n}
 
 
@@ -67,6 +68,10 @@ def resolve_references(agent: AtomicAgent, namespace: str, secrets: ObjectIndex,
     if agent.spec.model.api_key_secret_ref is not None:
         problems.append(_lookup(secrets, namespace, agent.spec.model.api_key_secret_ref,
                                 "Secret", "spec.model.apiKeySecretRef", found))
+    token = agent.spec.access.bearer_token_secret_ref if agent.spec.access else None
+    if token is not None:
+        problems.append(_lookup(secrets, namespace, token, "Secret",
+                                "spec.access.bearerTokenSecretRef", found))
     for i, provider in enumerate(agent.spec.context_providers):
         where = f"spec.contextProviders[{i}]"
         if provider.secret_key_ref is not None:
