@@ -93,9 +93,10 @@ class AgentReconciler:
         """Whether the agent's Secrets differ from those its last reconcile used."""
         meta = body["metadata"]
         key = (meta["namespace"], meta["name"])
-        if key not in self._secrets_used:
+        used = self._secrets_used.get(key)
+        if used is None:
             return False  # not reconciled by this process yet: its own reconcile reads them
-        return await self.read_secrets(body) != self._secrets_used[key]
+        return await self.read_secrets(body) != used
 
     async def reconcile(self, body: Mapping[str, Any], *, trigger: str,
                         config_maps: ObjectIndex, existing_optional: frozenset[str],

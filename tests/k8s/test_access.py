@@ -116,3 +116,10 @@ def test_a_peer_without_selectors_is_refused_at_admission(kube: Kube) -> None:
     assert "a peer needs podSelector, namespaceSelector or both" in out
     assert example("task-processor")["metadata"]["name"] not in kube.run(
         "get", "atomicagent", "-o", "name")
+
+
+def test_agents_carry_no_finalizer(closed_ns: Kube) -> None:
+    """Re-reading Secrets must not make agents undeletable while the operator is away."""
+    closed_ns.apply(variant("task-processor", CLOSED))
+    closed_ns.run("wait", "--for=condition=Ready", "--timeout=20s", "atomicagent/task-processor")
+    assert "finalizers" not in closed_ns.get("atomicagent", "task-processor")["metadata"]

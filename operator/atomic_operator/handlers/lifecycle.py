@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -70,6 +72,7 @@ async def startup(*, settings: kopf.OperatorSettings, memo: Any, logger: Logger,
     client = KubeClient.connect(now.server, ca_path=now.ca_path, insecure=now.insecure,
                                 client_cert=cert, tokens=credentials)
     memo.reconciler = AgentReconciler.create(client, ours)
+    memo.background_tasks = {}  # loops handlers start (handlers/references.py)
     serve(ours.metrics_port)
     logger.info("atomic-operator started: runtime image %s, metrics on :%s",
                 ours.runtime_image, ours.metrics_port)
@@ -77,6 +80,11 @@ async def startup(*, settings: kopf.OperatorSettings, memo: Any, logger: Logger,
 
 @kopf.on.cleanup()
 async def cleanup(*, memo: Any, **_: Any) -> None:
+    tasks: dict[str, asyncio.Task[None]] = memo.get("background_tasks") or {}
+    for task in tasks.values():  # before the client they use is closed
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     reconciler: AgentReconciler | None = memo.get("reconciler")
     if reconciler is not None:
         await reconciler.client.close()
