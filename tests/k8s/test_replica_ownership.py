@@ -139,3 +139,21 @@ def test_a_scaled_object_appearing_with_its_crd_owns_the_replicas(
     time.sleep(2)
     assert agent_ns.get("deployment", "task-processor")["spec"]["replicas"] == 3
     assert replica_writes(operator) == writes_before
+
+
+def test_an_hpa_on_the_agent_drives_the_deployment_in_mode_none(
+        agent_ns: Kube, operator: OperatorProcess) -> None:  # noqa: F811
+    agent_ns.apply(variant("task-processor", {"spec": {
+        "autoscaling": {"mode": "none"}, "replicas": 1}}))
+    wait_ready(agent_ns, "task-processor")
+    on_agent = {**USER_HPA, "spec": {**USER_HPA["spec"], "scaleTargetRef": {
+        "apiVersion": "atomicagents.io/v1alpha1", "kind": "AtomicAgent",
+        "name": "task-processor"}}}
+    agent_ns.apply(on_agent)
+    # The HPA controller writes the agent's spec.replicas through its scale subresource;
+    # the operator follows it to the Deployment, and reports no external autoscaler.
+    eventually(lambda: agent_ns.get("atomicagent", "task-processor")["spec"]["replicas"] == 2,
+               timeout=30, what="the HPA scaled the agent to 2")
+    eventually(lambda: agent_ns.get("deployment", "task-processor")["spec"]["replicas"] == 2,
+               timeout=10, what="the operator scaled the Deployment to 2")
+    assert not condition(agent_ns.get("atomicagent", "task-processor"), "ScalingActive")
