@@ -80,7 +80,7 @@ def test_an_hpa_on_the_deployment_owns_its_replicas(agent_ns: Kube,  # noqa: F81
                        and not condition(a, "ScalingActive") and a, timeout=10,
                        what="ScalingActive removed")
     assert agent["status"]["desiredReplicas"] == 1
-    assert replica_writes(operator) == writes_before + 1
+    assert replica_writes(operator) > writes_before
 
 
 def test_hpa_mode_steps_aside_for_an_hpa_of_someone_else(agent_ns: Kube,  # noqa: F811
