@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from atomic_operator.devcluster import ControlPlane
-from atomic_operator.devcluster.operator_process import OperatorProcess, running_operator
+from atomic_devcluster import ControlPlane
+from atomic_devcluster.operator_process import OperatorProcess, running_operator
 from tests.support.kube import Kube
 
 

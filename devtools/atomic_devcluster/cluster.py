@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from atomic_operator.devcluster.build import Binaries, ensure_binaries
+from atomic_devcluster.build import Binaries, ensure_binaries
 
 FAKE_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 

@@ -19,9 +19,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from atomic_operator.devcluster import ControlPlane
-from atomic_operator.devcluster.build import ensure_binaries
-from atomic_operator.devcluster.operator_process import running_operator
+from atomic_devcluster import ControlPlane
+from atomic_devcluster.build import ensure_binaries
+from atomic_devcluster.operator_process import running_operator
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

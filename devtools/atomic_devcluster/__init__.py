@@ -7,8 +7,8 @@ Ready on fake nodes. `build` compiles what is missing into a cache outside the r
 `ControlPlane` starts and stops one instance.
 """
 
-from atomic_operator.devcluster.build import ensure_binaries
-from atomic_operator.devcluster.cluster import ControlPlane
-from atomic_operator.devcluster.versions import Versions
+from atomic_devcluster.build import ensure_binaries
+from atomic_devcluster.cluster import ControlPlane
+from atomic_devcluster.versions import Versions
 
 __all__ = ["ControlPlane", "Versions", "ensure_binaries"]

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from atomic_operator.devcluster.cluster import free_port
+from atomic_devcluster.cluster import free_port
 
 
 @dataclass
