@@ -3,7 +3,8 @@
 Each instance gets free ports, a fresh data directory, token authentication with RBAC, and a
 kubeconfig. Which nodes exist is an option: kwok's fake nodes (pods turn Running and answer
 nothing: for scale) and, with `process_node=True`, the process node whose pods are real
-processes (`procnode/`); namespaces opt in to it with `schedule_on_process_node()`. Processes log into files beside the data so a failure can quote them. The CRDs
+processes (`procnode/`); namespaces opt in to it with `schedule_on_process_node()`.
+Processes log into files beside the data so a failure can quote them. The CRDs
 are applied before kube-controller-manager starts: its garbage collector discovers resource
 types at start-up, and children of custom resources it does not know yet are collected only
 after its next rediscovery (about 40 s later) instead of at once.
