@@ -188,35 +188,71 @@ def _items(data: dict[str, bytes], items: list[dict[str, Any]] | None, kind: str
     return picked
 
 
-async def _volume_files(volume: Mapping[str, Any], sources: _Sources
-                        ) -> dict[str, tuple[bytes, int]] | None:
+async def _token(api: Api, pod: Mapping[str, Any], source: Mapping[str, Any]) -> bytes:
+    """A bound service account token, asked for the way the kubelet asks (TokenRequest)."""
+    meta = pod["metadata"]
+    account = pod["spec"].get("serviceAccountName") or "default"
+    spec: dict[str, Any] = {
+        "expirationSeconds": int(source.get("expirationSeconds", 3600)),
+        "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": meta["name"],
+                           "uid": meta["uid"]}}
+    if source.get("audience"):
+        spec["audiences"] = [source["audience"]]
+    answer = await api.request(
+        "POST", f"/api/v1/namespaces/{meta['namespace']}/serviceaccounts/{account}/token",
+        {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec})
+    return str(answer["status"]["token"]).encode()
+
+
+def _downward(pod: Mapping[str, Any], source: Mapping[str, Any], pod_ip: str, host_ip: str
+              ) -> dict[str, bytes]:
+    out = {}
+    for item in source.get("items") or []:
+        if "fieldRef" not in item:
+            raise LaunchError("ContainerCreating",
+                              f"downwardAPI {item['path']}: only fieldRef is supported by the "
+                              "process node")
+        out[item["path"]] = _field(pod, item["fieldRef"]["fieldPath"], pod_ip, host_ip).encode()
+    return out
+
+
+async def _volume_files(volume: Mapping[str, Any], sources: _Sources, pod: Mapping[str, Any],
+                        pod_ip: str, host_ip: str) -> dict[str, tuple[bytes, int]] | None:
     """Relative path → (bytes, mode) of a volume; None for an empty directory."""
     name = volume["name"]
-    projections: list[tuple[str, Mapping[str, Any]]] = []
-    if "configMap" in volume:
-        projections.append(("ConfigMap", volume["configMap"]))
-    elif "secret" in volume:
-        ref = volume["secret"]
-        projections.append(("Secret", dict(ref, name=ref.get("secretName", ""))))
-    elif "projected" in volume:
-        for source in volume["projected"].get("sources") or []:
-            if "configMap" in source:
-                projections.append(("ConfigMap", source["configMap"]))
-            elif "secret" in source:
-                projections.append(("Secret", source["secret"]))
-            else:
-                raise LaunchError("ContainerCreating",
-                                  f"volume {name!r}: projected {', '.join(source)} is not "
-                                  "supported by the process node")
-    elif "emptyDir" in volume:
+    if "emptyDir" in volume:
         return None
+    kinds = [k for k in volume if k != "name"]
+    sources_of: list[Mapping[str, Any]]
+    if "projected" in volume:
+        sources_of = volume["projected"].get("sources") or []
+        mode = int(volume["projected"].get("defaultMode", 0o644))
+    elif kinds and kinds[0] in ("configMap", "secret", "downwardAPI"):
+        sources_of = [{kinds[0]: volume[kinds[0]]}]
+        mode = int(volume[kinds[0]].get("defaultMode", 0o644))
     else:
-        kinds = ", ".join(k for k in volume if k != "name")
         raise LaunchError("ContainerCreating",
-                          f"volume {name!r}: {kinds} volumes are not supported by the "
-                          "process node")
+                          f"volume {name!r}: {', '.join(kinds)} volumes are not supported by "
+                          "the process node")
     files: dict[str, tuple[bytes, int]] = {}
-    for kind, ref in projections:
+    for source in sources_of:
+        if "serviceAccountToken" in source:
+            ref = source["serviceAccountToken"]
+            files[ref["path"]] = (await _token(sources.api, pod, ref), mode)
+            continue
+        if "downwardAPI" in source:
+            for path, value in _downward(pod, source["downwardAPI"], pod_ip, host_ip).items():
+                files[path] = (value, mode)
+            continue
+        if "configMap" in source:
+            kind, ref = "ConfigMap", source["configMap"]
+        elif "secret" in source:
+            kind, ref = "Secret", dict(source["secret"])
+            ref.setdefault("name", ref.get("secretName", ""))
+        else:
+            raise LaunchError("ContainerCreating",
+                              f"volume {name!r}: {', '.join(source)} is not supported by the "
+                              "process node")
         data = await sources.data(kind, str(ref.get("name", "")))
         if data is None:
             if ref.get("optional"):
@@ -224,7 +260,6 @@ async def _volume_files(volume: Mapping[str, Any], sources: _Sources
             raise LaunchError("ContainerCreating",
                               f'MountVolume.SetUp failed for volume "{name}": '
                               f'{kind.lower()} "{ref.get("name")}" not found')
-        mode = int(ref.get("defaultMode", 0o644))
         for path, value in _items(data, ref.get("items"), kind, str(ref.get("name"))).items():
             files[path] = (value, mode)
     return files
@@ -261,7 +296,7 @@ async def resolve(api: Api, pod: Mapping[str, Any], node: NodeContext, pod_ip: s
             raise LaunchError("CreateContainerConfigError",
                               f"volumeMount {mount['name']!r} names no volume of the pod")
         mount_path = PurePosixPath(mount["mountPath"])
-        files = await _volume_files(volume, sources)
+        files = await _volume_files(volume, sources, pod, pod_ip, node.host_ip)
         sub = mount.get("subPath")
         if not sub:
             launch.dirs.append(mount_path)

@@ -107,12 +107,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         payload = json.loads(args.input)
         _, service = parse_target(args.target)
-        client, namespace = from_kubeconfig()
-    except (ValueError, CallError, LookupError) as err:
+    except (ValueError, CallError) as err:
         print(f"atomicctl call: {err}", file=sys.stderr)
         return 2
 
     async def go() -> CallResult:
+        client, namespace = from_kubeconfig()
         try:
             return await call_service(client, args.namespace or namespace, service, payload,
                                       port=args.port, path=args.path, proxy=args.proxy,
@@ -122,6 +122,9 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         result = asyncio.run(go())
+    except LookupError as err:
+        print(f"atomicctl call: {err}", file=sys.stderr)
+        return 2
     except (CallError, ApiError) as err:
         print(f"atomicctl call: {args.target}: {err}", file=sys.stderr)
         return 1
