@@ -30,7 +30,7 @@ def test_a_service_port_is_found_by_number_or_name() -> None:
     assert port_name(SERVICE, 80) == "http"
     assert port_name(SERVICE, "metrics") == "metrics"
     assert port_name(SERVICE, None) == "http"
-    with pytest.raises(ServicePortNotFoundError, match="no port 81 .*http:80, metrics:9090"):
+    with pytest.raises(ServicePortNotFoundError, match=r"no port 81 .*http:80, metrics:9090"):
         port_name(SERVICE, 81)
 
 
