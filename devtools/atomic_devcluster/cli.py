@@ -25,6 +25,9 @@ def register(sub: Any) -> None:
                     help="directory of CRDs to install before the controllers start")
     up.add_argument("--workdir", type=Path, default=Path(".devcluster"),
                     help="where data, logs and the kubeconfig go (default: .devcluster)")
+    up.add_argument("--process-node", metavar="NAMESPACE", action="append", default=[],
+                    help="add the process node and run this namespace's pods on it as "
+                         "processes (repeatable; the namespace is created)")
     up.set_defaults(run=run_up)
     demo.register(dev_sub)
 
@@ -40,9 +43,16 @@ def run_up(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     crds = sorted(args.crds.glob("*.yaml")) if args.crds.is_dir() else []
-    with ControlPlane(crds=crds, workdir=args.workdir.resolve()) as cp:
+    with ControlPlane(crds=crds, workdir=args.workdir.resolve(),
+                      process_node=bool(args.process_node)) as cp:
+        for namespace in args.process_node:
+            cp.kubectl("create", "namespace", namespace, check=False)
+            cp.schedule_on_process_node(namespace)
         print(f"control plane up at {cp.server}", flush=True)
-        print(f"export KUBECONFIG={cp.kubeconfig}", flush=True)
+        exports = f"export KUBECONFIG={cp.kubeconfig}"
+        if args.process_node:
+            exports += " " + " ".join(f"{k}={v}" for k, v in cp.proxy_env().items())
+        print(exports, flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
     return 0

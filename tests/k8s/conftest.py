@@ -21,7 +21,7 @@ from atomic_devcluster import ControlPlane
 from atomic_devcluster.operator_process import OperatorProcess, running_operator
 from tests.fakes.openai_server import FakeServerThread
 from tests.support.kube import Kube
-from tests.support.procnode import TEST_IMAGES
+from tests.support.procnode import TEST_IMAGES, pod_processes
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -38,6 +38,8 @@ def control_plane(repo_root: Path) -> Iterator[ControlPlane]:
     with ControlPlane(crds=crds, process_node=True, images=TEST_IMAGES,
                       backoff_seconds=1.0) as cp:
         yield cp
+    assert cp.workdir is not None
+    assert pod_processes(under=cp.workdir) == {}, "pod processes outlived the control plane"
 
 
 @pytest.fixture

@@ -21,11 +21,12 @@ TEST_IMAGES = {
 """Images the session's process node runs besides the agent runtime."""
 
 
-def pod_processes() -> dict[str, int]:
-    """Pod name → pid of every process the process node runs, read from the process table.
+def pod_processes(under: Path | None = None) -> dict[str, int]:
+    """Pod name → pid of every process a process node runs, read from the process table.
 
     A pod process is known by the environment the node gives it (HOSTNAME is the pod's name,
-    ATOMIC_AGENT_FS_ROOT its directory), whichever node agent started it.
+    ATOMIC_AGENT_FS_ROOT its directory), whichever node agent started it; `under` keeps
+    only those of the control plane whose work directory it is.
     """
     found: dict[str, int] = {}
     for proc in Path("/proc").iterdir():
@@ -39,7 +40,8 @@ def pod_processes() -> dict[str, int]:
         if stat[stat.rindex(")") + 2] == "Z":
             continue
         env = dict(e.decode(errors="replace").split("=", 1) for e in environ if b"=" in e)
-        if "ATOMIC_AGENT_FS_ROOT" in env and "HOSTNAME" in env:
+        root = env.get("ATOMIC_AGENT_FS_ROOT")
+        if root and "HOSTNAME" in env and (under is None or root.startswith(f"{under}/")):
             found[env["HOSTNAME"]] = int(proc.name)
     return found
 
