@@ -45,7 +45,7 @@ async def startup(*, settings: kopf.OperatorSettings, memo: Any, logger: Logger,
     settings.execution.max_workers = 4
 
     client = client_for(_login(settings))
-    memo.reconciler = AgentReconciler(client=client, settings=ours)
+    memo.reconciler = AgentReconciler.create(client, ours)
     serve(ours.metrics_port)
     logger.info("atomic-operator started: runtime image %s, metrics on :%s",
                 ours.runtime_image, ours.metrics_port)
