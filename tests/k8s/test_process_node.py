@@ -228,8 +228,9 @@ def test_failing_liveness_restarts_the_process(proc_kube: Kube) -> None:
 
 
 def test_unknown_image_fails_visibly_and_other_namespaces_stay_on_kwok(
-        proc_kube: Kube, kube: Kube) -> None:
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"},
+        proc_kube: Kube, kube: Kube, control_plane: ControlPlane) -> None:
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web",
+                                                          "labels": {"app": "web"}},
            "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}}
     proc_kube.apply(pod)
     kube.apply(pod)
@@ -241,6 +242,15 @@ def test_unknown_image_fails_visibly_and_other_namespaces_stay_on_kwok(
     assert proc_kube.get("pod", "web")["spec"]["nodeName"] == "process-node"
     kube.run("wait", "--for=condition=Ready", "--timeout=30s", "pod/web")
     assert kube.get("pod", "web")["spec"]["nodeName"].startswith("kwok-node-")
+
+    proc_kube.run("create", "service", "clusterip", "web", "--tcp=80:8080")
+    eventually(lambda: slice_endpoints(proc_kube, "web"), what="the pod in the slice")
+    for target, error in (("service/web", "has no ready endpoints (1 not ready)"),
+                          ("service/gone", f"service {proc_kube.namespace}/gone not found"),
+                          ("deployment/web", "want agent/NAME, pipeline/NAME or service/NAME")):
+        call = atomicctl(control_plane, "call", target, "-n", proc_kube.namespace,
+                         "--input", "{}")
+        assert call.returncode in (1, 2) and error in call.stderr, call.stderr
 
 
 def test_restarted_node_agent_adopts_live_pods_and_kills_deleted_ones(

@@ -37,7 +37,6 @@ class Launch:
     env: dict[str, str]
     files: dict[PurePosixPath, tuple[bytes, int]] = field(default_factory=dict)
     dirs: list[PurePosixPath] = field(default_factory=list)
-    ports: dict[str, int] = field(default_factory=dict)
 
     def materialize(self, root: Path) -> None:
         """Write the volumes below root, where ATOMIC_AGENT_FS_ROOT points the process."""
@@ -308,7 +307,4 @@ async def resolve(api: Api, pod: Mapping[str, Any], node: NodeContext, pod_ip: s
                     launch.files[mount_path] = content
             else:
                 launch.files[mount_path / rel] = content
-    for port in container.get("ports") or []:
-        if port.get("name"):
-            launch.ports[port["name"]] = int(port["containerPort"])
     return launch

@@ -132,18 +132,14 @@ class PodWorker:
 
     async def _lifecycle(self) -> None:
         crashes = 0
-        launch: Launch | None = None
         while not self.deleting.is_set():
             if self.process is None:
                 launch = await self._launch()
                 if launch is None:
                     return  # deleted while waiting for its config
                 self._start(launch)
-            elif launch is None:  # adopted: probes need the ports again
-                with contextlib.suppress(LaunchError):
-                    launch = await self._resolve()
             await self._write()
-            outcome, code = await self._supervise(launch)
+            outcome, code = await self._supervise()
             if outcome == "deleted":
                 return
             self.process = None
@@ -220,17 +216,21 @@ class PodWorker:
         log.info("pod %s: started pid %s on %s", self.name, self.process.pid,
                  twin(self.record.pod_ip))
 
-    async def _supervise(self, launch: Launch | None) -> tuple[str, int | None]:
+    async def _supervise(self) -> tuple[str, int | None]:
         """Until the process ends, its liveness fails or the pod is deleted."""
         assert self.process is not None
         container = self.pod["spec"]["containers"][0]
-        ports = launch.ports if launch else {}
+        ports = {p["name"]: int(p["containerPort"]) for p in container.get("ports") or []
+                 if p.get("name")}
+        broken = False
         try:
             readiness = Probe.parse(container.get("readinessProbe"), ports)
             liveness = Probe.parse(container.get("livenessProbe"), ports)
-        except LaunchError:
+        except LaunchError as err:  # a probe on a port that does not exist never passes
+            log.warning("pod %s: %s", self.name, err.message)
             readiness = liveness = None
-        if readiness is None and not self.view.ready:
+            broken = True
+        if readiness is None and not broken and not self.view.ready:
             self.view.ready = True
             await self._write()
         waits = {
