@@ -77,8 +77,12 @@ def fake_llm(fake_llm_server: FakeServerThread) -> FakeServerThread:
 @pytest.fixture(scope="session")
 def operator(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
              ) -> Iterator[OperatorProcess]:
-    """One operator for the whole session, watching every namespace."""
+    """One operator for the whole session, watching every namespace.
+
+    It has the process node's proxy env, so it reaches process-node pods by pod IP (e.g. to
+    read their /metrics) as a real operator reaches pods over the cluster network.
+    """
     log = tmp_path_factory.mktemp("operator") / "operator.log"
-    with running_operator(control_plane.kubeconfig, log) as proc:
+    with running_operator(control_plane.kubeconfig, log, env=control_plane.proxy_env()) as proc:
         yield proc
     assert "Traceback" not in proc.logs(), proc.logs()[-5000:]

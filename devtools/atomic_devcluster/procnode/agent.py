@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import signal
 from dataclasses import dataclass
@@ -147,8 +148,6 @@ class NodeAgent:
 
     def _pod_ip(self, pod: dict[str, Any]) -> str:
         """The IP the pod already reports (it keeps it across agent restarts), or a new one."""
-        import ipaddress
-
         current = (pod.get("status") or {}).get("podIP")
         if current and ipaddress.IPv4Address(current) in ipaddress.IPv4Network(POD_CIDR):
             self.addresses.take(current)
