@@ -31,7 +31,7 @@ from atomic_devcluster.procnode.status import ContainerView, now, pod_status
 
 log = logging.getLogger("procnode.pod")
 
-CONFIG_RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)
+CONFIG_RETRY_SECONDS = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 """Delays between attempts to resolve a pod's references (the kubelet retries too)."""
 
 
