@@ -2,26 +2,43 @@
 
 from __future__ import annotations
 
+import ipaddress
 import sys
 
 import pytest
 
 from atomic_devcluster.procnode.images import ImageMap, UnknownImageError
 from atomic_devcluster.procnode.launch import expand
-from atomic_devcluster.procnode.network import Addresses, twin
+from atomic_devcluster.procnode.network import Addresses, claim_cidr, twin
 from atomic_devcluster.procnode.proxy import service_of
 from atomic_devcluster.procnode.status import ContainerView, pod_status
 from atomic_operator.settings import DEFAULT_RUNTIME_IMAGE
 
 
 def test_pod_ips_listen_on_their_loopback_twin_and_are_never_handed_out_twice() -> None:
-    assert twin("10.244.3.7") == "127.244.3.7"
-    assert twin("10.0.0.7") == "10.0.0.7"  # not this node's: unchanged
-    addresses = Addresses()
-    addresses.take("10.244.0.3")
-    assert [addresses.allocate() for _ in range(2)] == ["10.244.0.2", "10.244.0.4"]
-    addresses.release("10.244.0.2")
-    assert addresses.allocate() == "10.244.0.2"
+    assert twin("10.200.3.7") == "127.200.3.7"
+    assert twin("10.0.0.7") == "10.0.0.7"  # kwok's pods: not a process node's
+    addresses = Addresses(ipaddress.IPv4Network("10.200.0.0/16"))
+    addresses.take("10.200.0.3")
+    assert [addresses.allocate() for _ in range(2)] == ["10.200.0.2", "10.200.0.4"]
+    addresses.release("10.200.0.2")
+    assert addresses.allocate() == "10.200.0.2"
+    assert "10.200.9.9" in addresses and "10.201.0.2" not in addresses
+
+
+def test_two_node_agents_never_share_a_pod_cidr() -> None:
+    first, first_lock = claim_cidr()
+    second, second_lock = claim_cidr()
+    try:
+        assert first != second and not first.overlaps(second)
+        with pytest.raises(RuntimeError, match="another process node holds it"):
+            claim_cidr(str(first))
+    finally:
+        first_lock.close()
+        second_lock.close()
+    again, lock = claim_cidr(str(first))  # released with its holder: a restart gets it back
+    lock.close()
+    assert again == first
 
 
 @pytest.mark.parametrize(("host", "service"), [

@@ -25,7 +25,6 @@ import json
 NODE_NAME = "process-node"
 NODE_KIND_LABEL = "atomicagents.io/node-kind"
 TAINT_KEY = "atomicagents.io/process-node"
-POD_CIDR = "10.244.0.0/16"
 NODE_SELECTOR_ANNOTATION = "scheduler.alpha.kubernetes.io/node-selector"
 DEFAULT_TOLERATIONS_ANNOTATION = "scheduler.alpha.kubernetes.io/defaultTolerations"
 

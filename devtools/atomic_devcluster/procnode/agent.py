@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import signal
 from dataclasses import dataclass
@@ -19,12 +18,11 @@ from typing import Any
 
 import aiohttp
 
-from atomic_devcluster.procnode import POD_CIDR
 from atomic_devcluster.procnode.images import ImageMap
 from atomic_devcluster.procnode.kubeapi import Api
 from atomic_devcluster.procnode.launch import NodeContext
-from atomic_devcluster.procnode.network import Addresses
-from atomic_devcluster.procnode.node import heartbeat, register
+from atomic_devcluster.procnode.network import Addresses, claim_cidr
+from atomic_devcluster.procnode.node import existing_cidr, heartbeat, register
 from atomic_devcluster.procnode.process import Process
 from atomic_devcluster.procnode.proxy import NodeProxy, ServiceDirectory
 from atomic_devcluster.procnode.state import PodRecord, StateFile
@@ -51,7 +49,6 @@ class NodeAgent:
     def __init__(self, options: AgentOptions) -> None:
         self.options = options
         self.workers: dict[str, PodWorker] = {}
-        self.addresses = Addresses()
         self.state = StateFile(options.state_dir / STATE_FILE)
         self.adoptable: dict[str, Process] = {}
 
@@ -59,6 +56,8 @@ class NodeAgent:
         opts = self.options
         (opts.state_dir / "pods").mkdir(parents=True, exist_ok=True)
         api = Api.from_kubeconfig(opts.kubeconfig)
+        cidr, lock = claim_cidr(await existing_cidr(api, opts.node_name))
+        self.addresses = Addresses(cidr)
         directory = ServiceDirectory(api)
         proxy = NodeProxy(directory)
         runner = await proxy.serve(HOST_IP, opts.proxy_port)
@@ -75,7 +74,7 @@ class NodeAgent:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await register(api, opts.node_name, opts.pods, HOST_IP)
+        await register(api, opts.node_name, str(cidr), opts.pods, HOST_IP)
         background = [asyncio.ensure_future(c) for c in (
             heartbeat(api, opts.node_name), directory.run(), self._watch_pods())]
         proxy.ready.set()
@@ -92,6 +91,7 @@ class NodeAgent:
         await proxy.close()
         await http.close()
         await api.close()
+        lock.close()
 
     def _recover(self) -> None:
         """Adopt what a previous agent left running; forget what no longer runs."""
@@ -149,7 +149,7 @@ class NodeAgent:
     def _pod_ip(self, pod: dict[str, Any]) -> str:
         """The IP the pod already reports (it keeps it across agent restarts), or a new one."""
         current = (pod.get("status") or {}).get("podIP")
-        if current and ipaddress.IPv4Address(current) in ipaddress.IPv4Network(POD_CIDR):
+        if current and current in self.addresses:
             self.addresses.take(current)
             return str(current)
         return self.addresses.allocate()

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from atomic_devcluster.procnode import NODE_KIND_LABEL, POD_CIDR, TAINT_KEY
+from atomic_devcluster.procnode import NODE_KIND_LABEL, TAINT_KEY
 from atomic_devcluster.procnode.kubeapi import Api, ApiError
 from atomic_devcluster.procnode.status import now
 
@@ -36,13 +36,13 @@ def default_pod_capacity() -> int:
     return max(1, min(MAX_PODS, available_mb // 2 // RUNTIME_MEMORY_MB))
 
 
-def node_manifest(name: str) -> dict[str, Any]:
+def node_manifest(name: str, cidr: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1", "kind": "Node",
         "metadata": {"name": name, "labels": {
             NODE_KIND_LABEL: "process", "kubernetes.io/hostname": name,
             "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"}},
-        "spec": {"podCIDR": POD_CIDR, "podCIDRs": [POD_CIDR],
+        "spec": {"podCIDR": cidr, "podCIDRs": [cidr],
                  "taints": [{"key": TAINT_KEY, "value": "true", "effect": "NoSchedule"}]},
     }
 
@@ -76,8 +76,15 @@ def node_status(pods: int, host_ip: str) -> dict[str, Any]:
     }
 
 
-async def register(api: Api, name: str, pods: int, host_ip: str) -> None:
-    manifest = node_manifest(name)
+async def existing_cidr(api: Api, name: str) -> str | None:
+    """The pod CIDR the Node already has (podCIDR cannot change once set), if it exists."""
+    node = await api.get(f"/api/v1/nodes/{name}")
+    cidr = (node or {}).get("spec", {}).get("podCIDR")
+    return str(cidr) if cidr else None
+
+
+async def register(api: Api, name: str, cidr: str, pods: int, host_ip: str) -> None:
+    manifest = node_manifest(name, cidr)
     try:
         await api.request("POST", "/api/v1/nodes", manifest)
     except ApiError as err:
