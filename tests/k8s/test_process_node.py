@@ -118,6 +118,12 @@ def test_two_replicas_are_two_processes_ready_only_after_readyz(
     system = fake_llm.app.requests[-1]["messages"][0]["content"]
     assert "Answer in haiku." in system  # the ConfigMap volume, read by the process
 
+    # A client in a pod reaches the Service by its cluster name through the node's proxy.
+    url = f"http://duo.{kube.namespace}.svc.cluster.local/run"
+    kube.apply(probe_pod("caller", env=[{"name": "CALL_URL", "value": url},
+                                        {"name": "CALL_BODY", "value": json.dumps(INPUT)}]))
+    kube.run("wait", "--for=condition=Ready", "--timeout=30s", "pod/caller")
+
     bad = atomicctl(control_plane, "call", "agent/duo", "-n", kube.namespace, "--input", "{}")
     assert bad.returncode == 1 and "answered 422" in bad.stderr, bad.stderr
     assert "description" in bad.stderr
