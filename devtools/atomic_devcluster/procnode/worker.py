@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import shutil
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ log = logging.getLogger("procnode.pod")
 
 CONFIG_RETRY_SECONDS = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 """Delays between attempts to resolve a pod's references (the kubelet retries too)."""
+BACKOFF_RESET_SECONDS = 600
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,7 @@ class PodWorker:
         self.task: asyncio.Task[None] | None = None
         self._written: dict[str, Any] | None = None
         self._phase = "Running" if process is not None else "Pending"
+        self._started = time.monotonic()
 
     @property
     def name(self) -> str:
@@ -137,7 +140,15 @@ class PodWorker:
                 launch = await self._launch()
                 if launch is None:
                     return  # deleted while waiting for its config
-                self._start(launch)
+                try:
+                    self._start(launch)
+                except OSError as err:  # e.g. the mapped command does not exist
+                    self.view.state, self.view.reason = "waiting", "RunContainerError"
+                    self.view.message = f"{launch.argv[0]}: {err.strerror or err}"
+                    await self._write()
+                    if await self._sleep(self.node.backoff_base):
+                        return
+                    continue
             await self._write()
             outcome, code = await self._supervise()
             if outcome == "deleted":
@@ -153,7 +164,9 @@ class PodWorker:
             else:
                 self.view.ended(code)
                 log.info("pod %s: process exited with %s", self.name, code)
-                crashes += 1
+                # Like the kubelet, forget the back-off once a container ran for 10 minutes.
+                crashes = 1 if time.monotonic() - self._started > BACKOFF_RESET_SECONDS \
+                    else crashes + 1
             if not self._restarts_after(code):
                 self.view.state = "terminated"
                 self._phase = "Succeeded" if code == 0 else "Failed"
@@ -193,6 +206,9 @@ class PodWorker:
                 self.view.state, self.view.reason, self.view.message = ("waiting", err.reason,
                                                                         err.message)
                 await self._write()
+            except (ApiError, aiohttp.ClientError, TimeoutError) as err:
+                log.warning("pod %s: reading its references failed, retrying: %s", self.name,
+                            err)
             delay = CONFIG_RETRY_SECONDS[min(attempt, len(CONFIG_RETRY_SECONDS) - 1)]
             attempt += 1
             if await self._sleep(delay):
@@ -205,6 +221,7 @@ class PodWorker:
             self.view.restarts += 1
         self.process = Process.start(launch.argv, launch.env, self.root,
                                      self.root / "container.log")
+        self._started = time.monotonic()
         started = now()
         self.view.state, self.view.reason, self.view.message = "running", "", ""
         self.view.started_at, self.view.pid, self.view.ready = started, self.process.pid, False
