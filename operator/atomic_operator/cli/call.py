@@ -22,7 +22,7 @@ from typing import Any
 
 import aiohttp
 
-from atomic_operator.k8s.client import ApiError, KubeClient
+from atomic_operator.k8s.client import Api, ApiError
 from atomic_operator.k8s.endpoints import Endpoint, ServicePortNotFoundError, service_endpoints
 
 KINDS = {
@@ -52,7 +52,7 @@ def parse_target(target: str) -> tuple[str, str]:
     return KINDS[kind.lower()], name
 
 
-async def call_service(client: KubeClient, namespace: str, service: str, payload: Any, *,
+async def call_service(client: Api, namespace: str, service: str, payload: Any, *,
                        port: int = 80, path: str = "/run", proxy: str | None = None,
                        deadline_seconds: float = 120.0) -> CallResult:
     """POST payload to one ready endpoint of the Service; raise CallError unless 2xx."""

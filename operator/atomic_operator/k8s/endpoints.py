@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from atomic_operator.k8s.client import KubeClient
+from atomic_operator.k8s.client import Api
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
@@ -72,7 +72,7 @@ def ready_endpoints(slices: Iterable[dict[str, Any]], name: str) -> list[Endpoin
     return [found[key] for key in sorted(found)]
 
 
-async def service_endpoints(client: KubeClient, namespace: str, service: str,
+async def service_endpoints(client: Api, namespace: str, service: str,
                             port: int | str | None = None
                             ) -> tuple[list[Endpoint], int]:
     """(ready endpoints, count of endpoints not ready) of a Service port, read from the API.
