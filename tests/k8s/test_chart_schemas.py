@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from atomic_operator.devcluster import ControlPlane
-from atomic_operator.devcluster.tools import ensure_kubeconform
+from atomic_devcluster import ControlPlane
+from atomic_devcluster.tools import ensure_kubeconform
 from tests.support.chart import CHART, KUBE_VERSION, SCENARIOS, helm, template
 from tests.support.kubeschemas import LOCATION_TEMPLATE, write_schemas
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from atomic_operator.devcluster import ControlPlane
-from atomic_operator.devcluster.operator_process import running_operator
+from atomic_devcluster import ControlPlane
+from atomic_devcluster.operator_process import running_operator
 from tests.support.kube import eventually
 from tests.support.manifests import EXAMPLES, variant
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from lupa import LuaRuntime
 
-from atomic_operator.devcluster.operator_process import OperatorProcess
+from atomic_devcluster.operator_process import OperatorProcess
 from tests.support.kube import Kube, eventually
 from tests.support.manifests import EXAMPLES, variant
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import yaml
 
+from atomic_devcluster.tools import ensure_promtool
 from atomic_operator.cli.render import render_documents
-from atomic_operator.devcluster.tools import ensure_promtool
 from atomic_operator.settings import OperatorSettings
 from tests.support.chart import CHART, by_kind, render
 from tests.support.manifests import example

@@ -13,7 +13,7 @@ import subprocess
 
 import httpx
 
-from atomic_operator.devcluster.tools import ensure_promtool
+from atomic_devcluster.tools import ensure_promtool
 
 from .conftest import REPO, VALID_INPUT, Fake, Runtime, metric_value
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from atomic_operator.devcluster import ControlPlane, ensure_binaries
+from atomic_devcluster import ControlPlane, ensure_binaries
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "atomic-operator"
 SCENARIOS = sorted((CHART / "ci").glob("*-values.yaml"))

@@ -15,8 +15,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from atomic_operator.devcluster.build import BuildError, _go_install, _log
-from atomic_operator.devcluster.versions import cache_dir
+from atomic_devcluster.build import BuildError, _go_install, _log
+from atomic_devcluster.versions import cache_dir
 
 KUBECONFORM_MODULE = "github.com/yannh/kubeconform/cmd/kubeconform"
 KUBECONFORM_VERSION = "v0.8.0"

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from atomic_operator.devcluster.cluster import free_port
+from atomic_devcluster.cluster import free_port
 
 
 @dataclass
@@ -30,8 +30,8 @@ def running_operator(kubeconfig: Path | None, log: Path, *extra_args: str,
                      env: Mapping[str, str] | None = None) -> Iterator[OperatorProcess]:
     """Start the operator, wait for its liveness endpoint, stop it afterwards.
 
-    kubeconfig None means the environment's own (KUBECONFIG or ~/.kube/config); `env` is
-    added to the environment (e.g. an in-cluster service account's variables).
+    kubeconfig None means the environment's own (KUBECONFIG or ~/.kube/config). `env` adds
+    variables, e.g. `cp.proxy_env()` so the operator reaches process-node pods by pod IP.
     """
     health, metrics = free_port(), free_port()
     env = dict(os.environ, **(env or {}), ATOMIC_OPERATOR_METRICS_PORT=str(metrics))
