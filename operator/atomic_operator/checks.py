@@ -9,7 +9,7 @@ from jsonschema import Draft202012Validator, SchemaError
 
 from atomic_operator.api import AtomicAgent
 from atomic_operator.api.common import JSONSchemaObject
-from atomic_operator.problems import SpecProblem
+from atomic_operator.problems import SpecProblem, field_path
 
 INSTRUCTOR_MODES: dict[str, frozenset[str]] = {
     "openai": frozenset({"tools", "tools_strict", "parallel_tools", "json", "json_schema",
@@ -37,7 +37,7 @@ def check_schema(schema: JSONSchemaObject | None, field: str) -> list[SpecProble
     try:
         Draft202012Validator.check_schema(document)
     except SchemaError as err:
-        where = ".".join([field, *(str(p) for p in err.absolute_path)])
+        where = field_path([field, *err.absolute_path])
         return [SpecProblem(where, "InvalidSchema", f"not valid JSON Schema: {err.message}")]
     return []
 

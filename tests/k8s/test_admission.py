@@ -101,11 +101,94 @@ CASES: list[tuple[str, str, dict[str, Any], tuple[str, ...]]] = [
     ("step-without-agent", PIPELINE, {"spec": {"steps": [{"name": "a"}],
                                                "output": {"from": "steps.a.output"}}},
      ("spec.steps[0].agentRef", "Required value")),
+    # Quantities and every other field that reaches a child (#13, item 12).
+    ("cpu-not-a-quantity", AGENT, {"spec": {"resources": {"requests": {"cpu": "lots"}}}},
+     ("spec.resources.requests.cpu", "should match")),
+    ("memory-with-a-space", AGENT, {"spec": {"resources": {"limits": {"memory": "512 Mi"}}}},
+     ("spec.resources.limits.memory", "should match")),
+    ("negative-memory", AGENT, {"spec": {"resources": {"limits": {"memory": "-1Gi"}}}},
+     ("spec.resources.limits.memory", "should match")),
+    ("negative-integer-cpu", AGENT, {"spec": {"resources": {"requests": {"cpu": -1}}}},
+     ("spec.resources.requests", "must not be negative")),
+    ("request-above-limit", AGENT, {"spec": {"resources": {
+        "requests": {"memory": "1Gi"}, "limits": {"memory": "256Mi"}}}},
+     ("spec.resources.requests", "less than or equal to its limit")),
+    ("unknown-resource-name", AGENT, {"spec": {"resources": {"requests": {"cpus": "1"}}}},
+     ("spec.resources.requests", "resource names are")),
+    ("secret-name-not-dns", AGENT,
+     {"spec": {"model": {"apiKeySecretRef": {"name": "OpenAI_Credentials"}}}},
+     ("spec.model.apiKeySecretRef.name", "should match")),
+    ("secret-key-with-space", AGENT,
+     {"spec": {"model": {"apiKeySecretRef": {"key": "api key"}}}},
+     ("spec.model.apiKeySecretRef.key", "should match")),
+    ("base-url-without-host", AGENT,
+     {"spec": {"model": {"provider": "ollama", "apiKeySecretRef": None,
+                         "baseURL": "http://:11434/v1"}}},
+     ("spec.model.baseURL", "with a host")),
+    ("empty-model-name", AGENT, {"spec": {"model": {"name": ""}}},
+     ("spec.model.name",)),
+    ("negative-max-tokens", AGENT, {"spec": {"model": {"maxTokens": -5}}},
+     ("spec.model.maxTokens", "greater than or equal to 1")),
+    ("negative-queue", AGENT, {"spec": {"concurrency": {"queueSize": -1}}},
+     ("spec.concurrency.queueSize",)),
+    ("empty-prompt-step", AGENT, {"spec": {"systemPrompt": {"steps": ["Read it", ""]}}},
+     ("spec.systemPrompt.steps[1]",)),
+    ("empty-context-text", AGENT, {"spec": {"contextProviders": [
+        {"name": "a", "title": "A", "text": ""}]}},
+     ("spec.contextProviders[0].text",)),
+    ("context-config-map-bad-name", AGENT, {"spec": {"contextProviders": [
+        {"name": "a", "title": "A", "configMapKeyRef": {"name": "My Glossary", "key": "k"}}]}},
+     ("spec.contextProviders[0].configMapKeyRef.name", "should match")),
+    ("env-name-with-space", AGENT, {"spec": {"pod": {"env": [{"name": "MY VAR", "value": "x"}]}}},
+     ("spec.pod.env[0].name", "should match")),
+    ("env-value-and-value-from", AGENT, {"spec": {"pod": {"env": [
+        {"name": "X", "value": "x", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]}}},
+     ("spec.pod.env[0].valueFrom", "not both")),
+    ("env-value-from-two-sources", AGENT, {"spec": {"pod": {"env": [
+        {"name": "X", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"},
+                                    "secretKeyRef": {"name": "s", "key": "k"}}}]}}},
+     ("spec.pod.env[0].valueFrom", "exactly one of")),
+    ("duplicate-env", AGENT, {"spec": {"pod": {"env": [
+        {"name": "X", "value": "1"}, {"name": "X", "value": "2"}]}}},
+     ("spec.pod.env[1]", "Duplicate value")),
+    ("node-selector-bad-key", AGENT, {"spec": {"pod": {"nodeSelector": {"disk type": "ssd"}}}},
+     ("spec.pod.nodeSelector", "label keys")),
+    ("node-selector-bad-value", AGENT, {"spec": {"pod": {"nodeSelector": {"disk": "fast ssd"}}}},
+     ("spec.pod.nodeSelector.disk", "should match")),
+    ("toleration-bad-operator", AGENT, {"spec": {"pod": {"tolerations": [
+        {"key": "a", "operator": "Sometimes"}]}}},
+     ("spec.pod.tolerations[0].operator", "Unsupported value")),
+    ("toleration-bad-effect", AGENT, {"spec": {"pod": {"tolerations": [
+        {"key": "a", "operator": "Exists", "effect": "NoScheduling"}]}}},
+     ("spec.pod.tolerations[0].effect", "Unsupported value")),
+    ("toleration-exists-with-value", AGENT, {"spec": {"pod": {"tolerations": [
+        {"key": "a", "operator": "Exists", "value": "b"}]}}},
+     ("spec.pod.tolerations[0].value", "must be empty")),
+    ("toleration-seconds-without-no-execute", AGENT, {"spec": {"pod": {"tolerations": [
+        {"key": "a", "operator": "Exists", "effect": "NoSchedule", "tolerationSeconds": 5}]}}},
+     ("spec.pod.tolerations[0].tolerationSeconds", "NoExecute")),
+    ("service-account-bad-name", AGENT, {"spec": {"pod": {"serviceAccountName": "My Agent"}}},
+     ("spec.pod.serviceAccountName", "should match")),
+    ("image-with-space", AGENT, {"spec": {"image": "my image:1.0"}},
+     ("spec.image", "should match")),
+    ("image-upper-case", AGENT, {"spec": {"image": "Atomic/Runtime:1.0"}},
+     ("spec.image", "should match")),
+    ("unknown-field", AGENT, {"spec": {"replica": 2}},
+     ('unknown field "spec.replica"',)),
+    ("agent-ref-bad-name", PIPELINE, {"spec": {"steps": [
+        {"name": "a", "agentRef": {"name": "Task_Processor"}}],
+        "output": {"from": "steps.a.output"}}},
+     ("spec.steps[0].agentRef.name", "should match")),
+    ("runner-negative-replicas", PIPELINE, {"spec": {"runner": {"replicas": -1}}},
+     ("spec.runner.replicas",)),
+    ("runner-cpu-not-a-quantity", PIPELINE,
+     {"spec": {"runner": {"resources": {"limits": {"cpu": "two"}}}}},
+     ("spec.runner.resources.limits.cpu", "should match")),
 ]
 
 
 def test_enough_cases() -> None:
-    assert len(CASES) >= 15
+    assert len(CASES) >= 60
 
 
 @pytest.mark.parametrize(("base", "patch", "expected"),

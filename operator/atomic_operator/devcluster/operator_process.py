@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,14 +26,14 @@ class OperatorProcess:
 
 
 @contextmanager
-def running_operator(kubeconfig: Path | None, log: Path, *extra_args: str
-                     ) -> Iterator[OperatorProcess]:
+def running_operator(kubeconfig: Path | None, log: Path, *extra_args: str,
+                     extra_env: Mapping[str, str] | None = None) -> Iterator[OperatorProcess]:
     """Start the operator, wait for its liveness endpoint, stop it afterwards.
 
     kubeconfig None means the environment's own (KUBECONFIG or ~/.kube/config).
     """
     health, metrics = free_port(), free_port()
-    env = dict(os.environ, ATOMIC_OPERATOR_METRICS_PORT=str(metrics))
+    env = dict(os.environ, ATOMIC_OPERATOR_METRICS_PORT=str(metrics), **(extra_env or {}))
     if kubeconfig is not None:
         env["KUBECONFIG"] = str(kubeconfig)
     cmd = [sys.executable, "-m", "atomic_operator", "--log-format=json",
