@@ -36,6 +36,7 @@ from atomic_operator.references import ObjectIndex
 from atomic_operator.settings import FIELD_MANAGER, OperatorSettings
 
 Key = tuple[str, str]
+MAX_RETRY_DELAY = 300
 
 
 @dataclass
@@ -46,6 +47,7 @@ class AgentReconciler:
     settings: OperatorSettings
     _locks: dict[Key, asyncio.Lock] = field(default_factory=dict)
     _status: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    _failures: dict[Key, int] = field(default_factory=dict)
 
     def _lock(self, key: Key) -> asyncio.Lock:
         return self._locks.setdefault(key, asyncio.Lock())
@@ -59,6 +61,12 @@ class AgentReconciler:
     def forget(self, key: Key) -> None:
         self._status.pop(key, None)
         self._locks.pop(key, None)
+        self._failures.pop(key, None)
+
+    def _backoff(self, key: Key) -> float:
+        """2 s after the first failure, doubling to at most 5 minutes."""
+        failures = self._failures[key] = self._failures.get(key, 0) + 1
+        return float(min(2 ** failures, MAX_RETRY_DELAY))
 
     async def reconcile(self, body: Mapping[str, Any], *, trigger: str,
                         secrets: ObjectIndex, config_maps: ObjectIndex,
@@ -74,10 +82,13 @@ class AgentReconciler:
             except ApiError as err:
                 RECONCILES.labels("AtomicAgent", trigger, "error").inc()
                 ERRORS.labels("AtomicAgent", err.reason or str(err.status)).inc()
-                # Conflicts and server hiccups pass; kopf retries with backoff.
-                raise kopf.TemporaryError(f"API error: {err}", delay=2) from err
+                # Conflicts and server hiccups pass; kopf retries, backing off while the
+                # same agent keeps failing so a lasting fault is no retry storm.
+                raise kopf.TemporaryError(f"API error: {err}", delay=self._backoff(key)) \
+                    from err
             finally:
                 RECONCILE_SECONDS.labels("AtomicAgent").observe(time.perf_counter() - started)
+            self._failures.pop(key, None)
             self._remember(key, latest, outcome)
         self._report(body, trigger, outcome, logger)
         return outcome

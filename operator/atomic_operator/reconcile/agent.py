@@ -69,6 +69,13 @@ def parse_agent(body: Mapping[str, Any]) -> AtomicAgent | list[SpecProblem]:
         return from_validation_error(err)
 
 
+def refused_for_its_content(err: ApiError) -> bool:
+    """The API server refused what was sent, so sending it again cannot help: invalid (400,
+    422), or a value server-side apply cannot even type (a 500 whose message says so)."""
+    return err.status in (400, 422) or (
+        err.status == 500 and err.message.startswith("failed to create typed patch object"))
+
+
 def _identity(body: Mapping[str, Any]) -> AgentIdentity:
     meta = body["metadata"]
     return AgentIdentity(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"])
@@ -136,9 +143,12 @@ async def reconcile_agent(env: AgentEnv, body: Mapping[str, Any]) -> AgentOutcom
     first_time = status.get("configHash") is None  # nothing of this agent applied yet
     spec_changed = not first_time and status.get("observedGeneration") != generation
     try:
-        if spec_changed:
-            # Refuse a bad update before touching anything, so old children stay whole.
-            await env.client.apply(rendered.deployment, FIELD_MANAGER, dry_run=True)
+        if first_time or spec_changed:
+            # Every child is dry-run before any is written: a spec the API server refuses
+            # (an HPA with minReplicas 0, a toleration it rejects) leaves nothing half made
+            # on creation, and the old children whole on an update.
+            for child in rendered.children:
+                await env.client.apply(child, FIELD_MANAGER, dry_run=True)
         order = rendered.children if first_time else rendered.update_order
         deployment: dict[str, Any] = {}
         for child in order:
@@ -147,7 +157,7 @@ async def reconcile_agent(env: AgentEnv, body: Mapping[str, Any]) -> AgentOutcom
             if child["kind"] == "Deployment":
                 deployment = live
     except ApiError as err:
-        if err.status in (400, 422):
+        if refused_for_its_content(err):
             problem = SpecProblem("spec", "RejectedByApiServer", err.message)
             return await _report_problems(env, body, [problem])
         raise
