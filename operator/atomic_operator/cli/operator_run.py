@@ -33,11 +33,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 class _QuietSuccesses(logging.Filter):
     """kopf logs every successful handler call; for watch-event handlers that is one line
-    per child status change. Our handlers log what they did, so these lines go."""
+    per child status change, for the webhook one per admission review. Our handlers log
+    what they did, so these lines go."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        return not (record.levelno == logging.INFO and message.startswith("Handler '")
+        return not (record.levelno == logging.INFO
+                    and message.startswith(("Handler '", "Webhook '"))
                     and message.endswith("' succeeded."))
 
 
@@ -48,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
         "json": kopf.LogFormat.JSON, "plain": kopf.LogFormat.PLAIN,
         "full": kopf.LogFormat.FULL}[args.log_format], log_refkey="object")
     logging.getLogger("kopf.objects").addFilter(_QuietSuccesses())
+    # One access-log line per admission review is noise; refusals are logged by kopf.
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     kopf.run(standalone=True, clusterwide=not args.namespace, namespaces=args.namespace,
              liveness_endpoint=args.liveness or None)
     return 0
