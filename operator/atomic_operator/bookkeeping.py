@@ -24,12 +24,15 @@ class DigestDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
     def build(self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None
               ) -> kopf.BodyEssence:
         essence: dict[str, Any] = dict(super().build(body=body, extra_fields=extra_fields))
-        annotations = (essence.get("metadata") or {}).get("annotations") or {}
+        metadata = dict(essence.pop("metadata", None) or {})
         # kopf's own per-handler progress lives under the same prefix and changes while
         # it works; it is not part of the object's state.
-        own = {k: v for k, v in annotations.items() if not k.startswith(f"{self.prefix}/")}
-        if "metadata" in essence:
-            essence["metadata"] = {**essence["metadata"], "annotations": own}
+        annotations = {k: v for k, v in (metadata.pop("annotations", None) or {}).items()
+                       if not k.startswith(f"{self.prefix}/")}
+        if annotations:
+            metadata["annotations"] = annotations
+        if metadata:
+            essence["metadata"] = metadata
         canonical = json.dumps(essence, sort_keys=True, separators=(",", ":"), default=str)
         digest = hashlib.sha256(canonical.encode()).hexdigest()
         return cast("kopf.BodyEssence", {"digest": digest})
