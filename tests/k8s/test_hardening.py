@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -62,3 +63,91 @@ def test_a_spec_beyond_the_annotation_limit_is_reconciled_and_updated(
     config = children(agent_ns, "task-processor")["ConfigMap/task-processor-config"]
     assert "Update." in config["data"]["agent.json"]
     assert _error_lines(operator, agent_ns.namespace) == []
+
+
+HAND_EDITS: list[tuple[str, str, list[dict[str, Any]]]] = [
+    ("configmap", "content-analyzer-config",
+     [{"op": "replace", "path": "/data/agent.json", "value": "{}"}]),
+    ("deployment", "content-analyzer", [{"op": "replace", "value": "evil/image:1",
+                                         "path": "/spec/template/spec/containers/0/image"}]),
+    ("deployment", "content-analyzer", [{"op": "replace", "value": "/etc/evil",
+                                         "path": "/spec/template/spec/containers/0/env/0/value"}]),
+    ("deployment", "content-analyzer", [{"op": "replace", "value": "RENAMED",
+                                         "path": "/spec/template/spec/containers/0/env/1/name"}]),
+    ("deployment", "content-analyzer", [{"op": "replace", "value": "/", "path":
+                                         "/spec/template/spec/containers/0/readinessProbe/httpGet/path"}]),
+    ("deployment", "content-analyzer", [{"op": "replace", "value": 30, "path":
+                                         "/spec/template/spec/containers/0/livenessProbe/periodSeconds"}]),
+    ("deployment", "content-analyzer", [{"op": "replace", "value": "2Gi", "path":
+                                         "/spec/template/spec/containers/0/resources/limits/memory"}]),
+    ("deployment", "content-analyzer", [{"op": "replace", "value": False, "path":
+                                         "/spec/template/spec/containers/0/securityContext/"
+                                         "readOnlyRootFilesystem"}]),
+    ("deployment", "content-analyzer", [{"op": "replace", "value": 0, "path":
+                                         "/spec/template/spec/securityContext/runAsUser"}]),
+    ("deployment", "content-analyzer", [{"op": "replace", "value": 8081, "path":
+                                         "/spec/template/spec/containers/0/ports/0/containerPort"}]),
+    ("deployment", "content-analyzer", [{"op": "replace", "value": "1Gi", "path":
+                                         "/spec/template/spec/volumes/1/emptyDir/sizeLimit"}]),
+    ("service", "content-analyzer", [{"op": "replace", "path": "/spec/ports/0/port",
+                                      "value": 8080}]),
+    ("service", "content-analyzer", [{"op": "replace", "path": "/spec/selector",
+                                      "value": {"app": "other"}}]),
+    ("service", "content-analyzer", [{"op": "replace", "path": "/spec/type",
+                                      "value": "NodePort"}]),
+    ("hpa", "content-analyzer", [{"op": "replace", "path": "/spec/maxReplicas", "value": 20}]),
+    ("hpa", "content-analyzer", [{"op": "replace", "value": 90, "path":
+                                  "/spec/metrics/0/resource/target/averageUtilization"}]),
+    ("pdb", "content-analyzer", [{"op": "replace", "path": "/spec/maxUnavailable",
+                                  "value": 3}]),
+]
+
+
+def _templated(kube: Kube, kind: str, name: str) -> Any:
+    body = kube.get(kind, name)
+    return body["data"] if kind == "configmap" else body["spec"]
+
+
+def test_every_hand_edit_of_every_child_is_repaired(agent_ns: Kube) -> None:
+    agent_ns.apply(variant("content-analyzer", {}))
+    wait_ready(agent_ns, "content-analyzer")
+    kinds = {(kind, name) for kind, name, _ in HAND_EDITS}
+    before = {key: _templated(agent_ns, *key) for key in kinds}
+    for kind, name, patch in HAND_EDITS:
+        agent_ns.run("patch", kind, name, "--type=json", "-p", json.dumps(patch))
+        eventually(lambda kind=kind, name=name: _templated(agent_ns, kind, name)
+                   == before[(kind, name)], timeout=10,
+                   what=f"{kind}/{name} restored after {patch}")
+    agent = agent_ns.get("atomicagent", "content-analyzer")
+    assert condition(agent, "Ready").get("reason") not in ("RejectedByApiServer",), agent
+    assert condition(agent, "Degraded").get("status") == "False", agent
+
+
+def _warnings_and_errors(operator: OperatorProcess, namespace: str) -> list[str]:
+    out = []
+    for line in operator.logs().splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if record.get("severity") in ("warn", "warning", "error", "critical") \
+                and namespace in line:
+            out.append(line)
+    return out
+
+
+def test_deleting_a_namespace_with_many_agents_is_quiet(
+        kube: Kube, operator: OperatorProcess) -> None:
+    kube.run("create", "secret", "generic", "openai-credentials", "--from-literal=api-key=k")
+    count = 12
+    for i in range(count):
+        kube.apply(variant("task-processor", {"metadata": {"name": f"agent-{i}"}}))
+    eventually(lambda: all((kube.get("atomicagent", f"agent-{i}").get("status") or {})
+                           .get("configHash") for i in range(count)),
+               timeout=60, what="every agent reconciled")
+    kube.cp.kubectl("delete", "namespace", kube.namespace, "--wait=false")
+    eventually(lambda: kube.cp.kubectl("get", "namespace", kube.namespace,
+                                       check=False).returncode != 0,
+               timeout=90, interval=0.5, what="the namespace gone")
+    time.sleep(2)  # retries kopf would schedule come within 2 s
+    assert _warnings_and_errors(operator, kube.namespace) == []
