@@ -230,6 +230,11 @@ WEBHOOK_CASES: list[tuple[str, str, dict[str, Any], tuple[str, ...]]] = [
          "input": {"content": {"from": "input.content", "value": "x"}}}],
         "output": {"from": "steps.analyze.output"}}},
      ("spec.steps[0].input.content", "exactly one of from, template or value")),
+    ("binding-without-source", PIPELINE, {"spec": {"steps": [
+        {"name": "analyze", "agentRef": {"name": "content-analyzer"},
+         "input": {"content": {}}}],
+        "output": {"from": "steps.analyze.output"}}},
+     ("spec.steps[0].input.content", "exactly one of from, template or value")),
     ("for-each-unknown-step", PIPELINE, {"spec": {"steps": [
         {"name": "analyze", "agentRef": {"name": "content-analyzer"},
          "input": {"content": {"from": "input.content"}}},
