@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from atomic_operator import API_VERSION
 from atomic_operator.checks import INSTRUCTOR_MODES
 from atomic_operator.crdgen.crd import CRD_KINDS, CrdKind, render_crd
 
@@ -120,6 +121,6 @@ WEBHOOK_CHECKS: dict[str, list[str]] = {
 
 def render_reference() -> str:
     body = "\n".join(kind_reference(k) for k in CRD_KINDS)
-    return (HEADER + "# API reference: atomicagents.io/v1alpha1\n\n"
+    return (HEADER + f"# API reference: {API_VERSION}\n\n"
             "Every field of both kinds, from the models that generate the CRDs. "
             "`kubectl explain atomicagent.spec` shows the same descriptions.\n\n" + body)
