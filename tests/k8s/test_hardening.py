@@ -113,6 +113,12 @@ def test_every_hand_edit_of_every_child_is_repaired(agent_ns: Kube) -> None:
     wait_ready(agent_ns, "content-analyzer")
     kinds = {(kind, name) for kind, name, _ in HAND_EDITS}
     before = {key: _templated(agent_ns, *key) for key in kinds}
+    # Without hand edits, apply alone converges: no repair patch was ever needed.
+    for kind, name in kinds:
+        managers = json.loads(agent_ns.run("get", kind, name, "-o", "json",
+                                           "--show-managed-fields"))["metadata"]["managedFields"]
+        assert not [m for m in managers if m["manager"] == "atomic-operator"
+                    and m["operation"] == "Update"], (kind, managers)
     for kind, name, patch in HAND_EDITS:
         agent_ns.run("patch", kind, name, "--type=json", "-p", json.dumps(patch))
         eventually(lambda kind=kind, name=name: _templated(agent_ns, kind, name)

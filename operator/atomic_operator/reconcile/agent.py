@@ -25,6 +25,7 @@ from atomic_operator.reconcile.agent_status import (
     agent_status,
     has_spec_problem,
 )
+from atomic_operator.reconcile.converge import apply_child
 from atomic_operator.reconcile.status_writer import Event, StatusWriter
 from atomic_operator.references import ObjectIndex, resolve_references
 from atomic_operator.render import AgentIdentity, RenderedAgent, render_agent
@@ -155,7 +156,7 @@ async def reconcile_agent(env: AgentEnv, body: Mapping[str, Any]) -> AgentOutcom
         order = rendered.children if first_time else rendered.update_order
         deployment: dict[str, Any] = {}
         for child in wanted_children(rendered, owner, order):
-            live = await env.client.apply(child, FIELD_MANAGER)
+            live = await apply_child(env.client, child)
             outcome.applied.append(child["kind"])
             if child["kind"] == DEPLOYMENT.kind:
                 deployment = live
