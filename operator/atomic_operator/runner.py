@@ -17,7 +17,7 @@ from typing import Any
 
 import kopf
 
-from atomic_operator.k8s import ApiError, KubeClient
+from atomic_operator.k8s import ApiError, KubeClient, gone_with_namespace
 from atomic_operator.metrics import (
     CHILDREN_APPLIED,
     CHILDREN_DELETED,
@@ -55,6 +55,7 @@ class AgentReconciler:
     writer: StatusWriter
     _locks: dict[Key, asyncio.Lock] = field(default_factory=dict)
     _failures: dict[Key, int] = field(default_factory=dict)
+    _other_locks: dict[tuple[str, str, str], asyncio.Lock] = field(default_factory=dict)
 
     @classmethod
     def create(cls, client: KubeClient, settings: OperatorSettings) -> AgentReconciler:
@@ -62,6 +63,16 @@ class AgentReconciler:
 
     def _lock(self, key: Key) -> asyncio.Lock:
         return self._locks.setdefault(key, asyncio.Lock())
+
+    def lock(self, body: Mapping[str, Any]) -> asyncio.Lock:
+        """The lock of any other object the operator writes status for (a pipeline)."""
+        meta = body["metadata"]
+        return self._other_locks.setdefault(
+            (str(body.get("kind")), meta["namespace"], meta["name"]), asyncio.Lock())
+
+    def forget_lock(self, body: Mapping[str, Any]) -> None:
+        meta = body["metadata"]
+        self._other_locks.pop((str(body.get("kind")), meta["namespace"], meta["name"]), None)
 
     def forget(self, body: Mapping[str, Any]) -> None:
         meta = body["metadata"]
@@ -105,6 +116,10 @@ class AgentReconciler:
             try:
                 outcome = await work()
             except ApiError as err:
+                if gone_with_namespace(err):
+                    # The namespace is being deleted: its objects go, nothing to retry.
+                    logger.debug("namespace going (%s): %s", trigger, err)
+                    return AgentOutcome(result="gone")
                 RECONCILES.labels("AtomicAgent", trigger, "error").inc()
                 ERRORS.labels("AtomicAgent", err.reason or str(err.status)).inc()
                 # Conflicts and server hiccups pass; kopf retries, backing off while the

@@ -66,7 +66,7 @@ class AgentEnv:
 class AgentOutcome:
     """What happened, for the handler to log and count (events go with the status)."""
 
-    result: Literal["applied", "invalid", "followed"]
+    result: Literal["applied", "invalid", "followed", "gone"]
     problems: list[SpecProblem] = field(default_factory=list)
     applied: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
