@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.request
 from typing import Any
 
 import pytest
 
 from atomic_operator import GROUP
 from atomic_operator.devcluster.operator_process import OperatorProcess
-from tests.k8s.test_agent_operator import children, condition, wait_ready
+from tests.k8s.test_agent_operator import BAD_AFFINITY, children, condition, wait_ready
 from tests.support.kube import Kube, eventually
 from tests.support.manifests import variant
 
@@ -157,3 +158,29 @@ def test_deleting_a_namespace_with_many_agents_is_quiet(
                timeout=90, interval=0.5, what="the namespace gone")
     time.sleep(2)  # retries kopf would schedule come within 2 s
     assert _warnings_and_errors(operator, kube.namespace) == []
+
+
+def _counter(operator: OperatorProcess, name: str, **labels: str) -> float:
+    with urllib.request.urlopen(operator.metrics_url, timeout=5) as resp:
+        text = resp.read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_a_spec_the_api_server_refuses_is_reported_once_and_not_retried(
+        agent_ns: Kube, operator: OperatorProcess) -> None:
+    agent_ns.apply(variant("task-processor", {"spec": {"pod": {"affinity": BAD_AFFINITY}}}))
+    body = eventually(lambda: (a := agent_ns.get("atomicagent", "task-processor"))
+                      and condition(a, "Ready").get("reason") == "RejectedByApiServer" and a,
+                      what="RejectedByApiServer")
+    assert "affinity" in condition(body, "Ready")["message"]
+    assert children(agent_ns, "task-processor") == {}  # every child was dry-run first
+    before = _counter(operator, "atomic_operator_reconciles_total", kind="AtomicAgent")
+    time.sleep(6)  # kopf retried every 2 s before
+    assert _counter(operator, "atomic_operator_reconciles_total", kind="AtomicAgent") == before
+    events = json.loads(agent_ns.run("get", "events", "--field-selector",
+                                     "reason=RejectedByApiServer", "-o", "json"))["items"]
+    assert len(events) == 1, events
