@@ -225,6 +225,10 @@ WEBHOOK_CASES: list[tuple[str, str, dict[str, Any], tuple[str, ...]]] = [
      ("spec.model.mode", "does not work with provider openai")),
     ("pull-never-without-image", AGENT, {"spec": {"imagePullPolicy": "Never"}},
      ("spec.imagePullPolicy", "Never needs spec.image")),
+    ("affinity-the-api-server-refuses", AGENT, {"spec": {"pod": {"affinity": {"nodeAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "disk", "operator": "Sometimes"}]}]}}}}}},
+     ("spec.template.spec.affinity.nodeAffinity", '"Sometimes"')),
     ("binding-value-and-from", PIPELINE, {"spec": {"steps": [
         {"name": "analyze", "agentRef": {"name": "content-analyzer"},
          "input": {"content": {"from": "input.content", "value": "x"}}}],

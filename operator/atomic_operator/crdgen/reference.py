@@ -102,6 +102,8 @@ WEBHOOK_CHECKS: dict[str, list[str]] = {
         *_modes(),
         "- `spec.imagePullPolicy`: `Never` needs `spec.image`",
         "- `spec`: the rendered configuration fits a ConfigMap (about 900 KB)",
+        "- `spec.pod` and every other field that reaches a child: the children it renders "
+        "pass the API server's dry run (an `affinity` is passed through untyped)",
     ],
     "AtomicPipeline": [
         "- `spec.inputSchema`: valid JSON Schema (draft 2020-12)",

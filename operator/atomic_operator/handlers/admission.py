@@ -13,10 +13,12 @@ import kopf
 
 from atomic_operator import GROUP, VERSION
 from atomic_operator.problems import SpecProblem
+from atomic_operator.runner import AgentReconciler
 from atomic_operator.webhook.review import (
     agent_problems,
     pipeline_problems,
     refusal,
+    refused_children,
     spec_unchanged,
 )
 from atomic_operator.webhook.settings import WebhookSettings
@@ -37,8 +39,14 @@ def _review(check: Callable[[Mapping[str, Any]], list[SpecProblem]], body: kopf.
 
 @kopf.on.validate(GROUP, VERSION, "atomicagents", id="validate-agent", operations=OPERATIONS,
                   ignore_failures=IGNORE_FAILURES)
-def validate_agent(*, body: kopf.Body, **kwargs: Any) -> None:
+async def validate_agent(*, body: kopf.Body, memo: Any, **kwargs: Any) -> None:
     _review(agent_problems, body, kwargs)
+    if spec_unchanged(body, kwargs.get("old")):
+        return
+    reconciler: AgentReconciler = memo.reconciler
+    problems = await refused_children(reconciler.client, body, reconciler.settings)
+    if problems:
+        raise kopf.AdmissionError(refusal(problems), code=422)
 
 
 @kopf.on.validate(GROUP, VERSION, "atomicpipelines", id="validate-pipeline",

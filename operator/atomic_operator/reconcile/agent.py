@@ -25,7 +25,7 @@ from atomic_operator.reconcile.agent_status import (
     agent_status,
     has_spec_problem,
 )
-from atomic_operator.reconcile.converge import apply_child
+from atomic_operator.reconcile.converge import apply_child, dry_run
 from atomic_operator.reconcile.status_writer import Event, StatusWriter
 from atomic_operator.references import ObjectIndex, resolve_references
 from atomic_operator.render import AgentIdentity, RenderedAgent, render_agent
@@ -39,7 +39,7 @@ from atomic_operator.replicas import (
     plan_replicas,
     replica_owner,
 )
-from atomic_operator.settings import FIELD_MANAGER, OperatorSettings
+from atomic_operator.settings import OperatorSettings
 
 OPTIONAL_KINDS = tuple(c.kind.kind for c in optional_children(AGENT))
 """Kinds only some agents have (read from the registry, k8s/kinds.py)."""
@@ -88,6 +88,12 @@ def refused_for_its_content(err: ApiError) -> bool:
     422), or a value server-side apply cannot even type (a 500 whose message says so)."""
     return err.status in (400, 422) or (
         err.status == 500 and err.message.startswith("failed to create typed patch object"))
+
+
+def rejected(err: ApiError) -> SpecProblem:
+    """A refusal of a rendered child, as the agent's problem (the message names the child's
+    field, e.g. spec.template.spec.affinity...)."""
+    return SpecProblem("spec", "RejectedByApiServer", err.message)
 
 
 def _identity(body: Mapping[str, Any]) -> AgentIdentity:
@@ -151,8 +157,7 @@ async def reconcile_agent(env: AgentEnv, body: Mapping[str, Any]) -> AgentOutcom
             # Every child is dry-run before any is written: a spec the API server refuses
             # (an HPA with minReplicas 0, a toleration it rejects) leaves nothing half made
             # on creation, and the old children whole on an update.
-            for child in wanted_children(rendered, owner, rendered.children):
-                await env.client.apply(child, FIELD_MANAGER, dry_run=True)
+            await dry_run(env.client, wanted_children(rendered, owner, rendered.children))
         order = rendered.children if first_time else rendered.update_order
         deployment: dict[str, Any] = {}
         for child in wanted_children(rendered, owner, order):
@@ -162,8 +167,7 @@ async def reconcile_agent(env: AgentEnv, body: Mapping[str, Any]) -> AgentOutcom
                 deployment = live
     except ApiError as err:
         if refused_for_its_content(err):
-            problem = SpecProblem("spec", "RejectedByApiServer", err.message)
-            return await _report_problems(env, body, agent, [problem])
+            return await _report_problems(env, body, agent, [rejected(err)])
         raise
     plan = plan_replicas(agent.spec, observe_deployment(deployment, env.external,
                                                         env.autoscaler))

@@ -12,12 +12,20 @@ an annotation `kubectl rollout restart` adds) are kept.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from atomic_operator.drift import diverged
 from atomic_operator.k8s import Api, ApiError
 from atomic_operator.k8s.resources import object_path
 from atomic_operator.settings import FIELD_MANAGER
+
+
+async def dry_run(client: Api, children: Iterable[dict[str, Any]]) -> None:
+    """Every child through the API server's own validation, none written; raises the
+    first refusal. The reconcile runs it before writing anything, the webhook at apply."""
+    for child in children:
+        await client.apply(child, FIELD_MANAGER, dry_run=True)
 
 
 async def apply_child(client: Api, child: dict[str, Any]) -> dict[str, Any]:
