@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from collections.abc import Sequence
 from typing import Any
 
 import kopf
+
+from atomic_operator.webhook.settings import WebhookSettings
 
 
 def register(sub: Any) -> None:
@@ -44,6 +47,11 @@ class _QuietSuccesses(logging.Filter):
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        WebhookSettings.from_env()  # read again by the handlers; a typo is one line here
+    except ValueError as err:
+        print(f"atomic-operator: {err}", file=sys.stderr)
+        return 2
     import atomic_operator.handlers  # noqa: F401  (registers the handlers with kopf)
 
     kopf.configure(verbose=args.verbose, log_format={

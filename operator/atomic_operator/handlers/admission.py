@@ -6,7 +6,6 @@ server and the ValidatingWebhookConfiguration are set up at start-up (lifecycle.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import kopf
@@ -28,11 +27,7 @@ OPERATIONS: tuple[Literal["CREATE", "UPDATE"], ...] = ("CREATE", "UPDATE")
 """Never DELETE: removing an object must work whatever its spec says."""
 
 
-def _review(check: Callable[[Mapping[str, Any]], list[SpecProblem]], body: kopf.Body,
-            kwargs: Mapping[str, Any]) -> None:
-    if spec_unchanged(body, kwargs.get("old")):
-        return
-    problems = check(body)
+def _refuse(problems: list[SpecProblem]) -> None:
     if problems:
         raise kopf.AdmissionError(refusal(problems), code=422)
 
@@ -40,16 +35,17 @@ def _review(check: Callable[[Mapping[str, Any]], list[SpecProblem]], body: kopf.
 @kopf.on.validate(GROUP, VERSION, "atomicagents", id="validate-agent", operations=OPERATIONS,
                   ignore_failures=IGNORE_FAILURES)
 async def validate_agent(*, body: kopf.Body, memo: Any, **kwargs: Any) -> None:
-    _review(agent_problems, body, kwargs)
     if spec_unchanged(body, kwargs.get("old")):
         return
-    reconciler: AgentReconciler = memo.reconciler
-    problems = await refused_children(reconciler.client, body, reconciler.settings)
-    if problems:
-        raise kopf.AdmissionError(refusal(problems), code=422)
+    problems = agent_problems(body)
+    if not problems:  # only a valid spec renders children to dry-run
+        reconciler: AgentReconciler = memo.reconciler
+        problems = await refused_children(reconciler.client, body, reconciler.settings)
+    _refuse(problems)
 
 
 @kopf.on.validate(GROUP, VERSION, "atomicpipelines", id="validate-pipeline",
                   operations=OPERATIONS, ignore_failures=IGNORE_FAILURES)
 def validate_pipeline(*, body: kopf.Body, **kwargs: Any) -> None:
-    _review(pipeline_problems, body, kwargs)
+    if not spec_unchanged(body, kwargs.get("old")):
+        _refuse(pipeline_problems(body))
