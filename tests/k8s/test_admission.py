@@ -308,6 +308,9 @@ def webhook(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactor
         yield proc
     try:
         assert "Traceback" not in proc.logs(), proc.logs()[-5000:]
+        # A refused manifest is the user's mistake, not an error of the operator.
+        errors = [line for line in proc.logs().splitlines() if '"severity": "error"' in line]
+        assert errors == [], errors[:3]
     finally:
         control_plane.kubectl("delete", "validatingwebhookconfiguration",
                               WEBHOOK_CONFIGURATION, "--ignore-not-found", check=False)

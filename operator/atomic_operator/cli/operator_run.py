@@ -46,6 +46,17 @@ class _QuietSuccesses(logging.Filter):
                     and message.endswith("' succeeded."))
 
 
+class _RefusalsAreInfo(logging.Filter):
+    """kopf logs a manifest the webhook refuses as an error of the operator; it is the
+    user's mistake, already told to them by kubectl, so it is logged at info."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.ERROR and record.getMessage().startswith("Webhook '") \
+                and "' failed permanently: " in record.getMessage():
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         WebhookSettings.from_env()  # read again by the handlers; a typo is one line here
@@ -58,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         "json": kopf.LogFormat.JSON, "plain": kopf.LogFormat.PLAIN,
         "full": kopf.LogFormat.FULL}[args.log_format], log_refkey="object")
     logging.getLogger("kopf.objects").addFilter(_QuietSuccesses())
+    logging.getLogger("kopf.objects").addFilter(_RefusalsAreInfo())
     # One access-log line per admission review is noise; refusals are logged by kopf.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     kopf.run(standalone=True, clusterwide=not args.namespace, namespaces=args.namespace,
