@@ -111,8 +111,9 @@ def test_deleted_child_is_restored(agent_ns: Kube, kind: str) -> None:
                .startswith("{") and json.loads(o)["metadata"]["uid"] != old_uid,
                timeout=5, what=f"{kind} restored")
     assert time.monotonic() - started < 5
-    events = agent_ns.run("get", "events", "--field-selector", "reason=Restored", "-o", "name")
-    assert events.strip()
+    # kopf posts events from a background queue: the event may trail the restore.
+    eventually(lambda: agent_ns.run("get", "events", "--field-selector", "reason=Restored",
+                                    "-o", "name").strip(), timeout=5, what="a Restored event")
 
 
 def test_hand_edit_is_reverted(agent_ns: Kube) -> None:
