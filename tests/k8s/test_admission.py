@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from atomic_operator.devcluster import ControlPlane
-from atomic_operator.devcluster.cluster import free_port
-from atomic_operator.devcluster.operator_process import OperatorProcess, running_operator
+from atomic_devcluster import ControlPlane
+from atomic_devcluster.cluster import free_port
+from atomic_devcluster.operator_process import OperatorProcess, running_operator
 from tests.support.kube import Kube, eventually
 from tests.support.manifests import example, variant
 
@@ -299,7 +299,7 @@ def webhook(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactor
            "ATOMIC_OPERATOR_WEBHOOK_CONFIGURATION": WEBHOOK_CONFIGURATION}
     log = tmp_path_factory.mktemp("webhook") / "operator.log"
     with running_operator(control_plane.kubeconfig, log, "--namespace=webhook-idle",
-                          extra_env=env) as proc:
+                          env=env) as proc:
         def refused() -> bool:
             out = control_plane.kubectl("apply", "--dry-run=server", "-n", "default", "-f",
                                         "-", input_text=json.dumps(WEBHOOK_PROBE), check=False)

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 import yaml
 
-from atomic_operator.devcluster import ControlPlane, ensure_binaries
-from atomic_operator.devcluster.cluster import free_port
-from atomic_operator.devcluster.operator_process import running_operator
+from atomic_devcluster import ControlPlane, ensure_binaries
+from atomic_devcluster.cluster import free_port
+from atomic_devcluster.operator_process import running_operator
 from tests.support.kube import eventually
 from tests.support.manifests import EXAMPLES, variant
 
@@ -195,7 +195,7 @@ def test_install_gives_the_operator_exactly_what_it_needs(
                "ATOMIC_OPERATOR_WEBHOOK_PORT": str(free_port()),
                "ATOMIC_OPERATOR_WEBHOOK_CONFIGURATION": configuration}
     bad = variant("task-processor", {"spec": {"model": {"mode": "anthropic_tools"}}})
-    with running_operator(kubeconfig, tmp_path / "operator.log", extra_env=webhook
+    with running_operator(kubeconfig, tmp_path / "operator.log", env=webhook
                           ) as operator:
         cp.kubectl("create", "namespace", "demo")
         refused = eventually(lambda: "denied the request" in (out := cp.kubectl(

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from atomic_devcluster.operator_process import OperatorProcess
 from atomic_operator import GROUP
-from atomic_operator.devcluster.operator_process import OperatorProcess
 from tests.k8s.test_agent_operator import BAD_AFFINITY, children, condition, wait_ready
 from tests.support.kube import Kube, eventually
 from tests.support.manifests import variant

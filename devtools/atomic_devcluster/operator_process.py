@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from atomic_operator.devcluster.cluster import free_port
+from atomic_devcluster.cluster import free_port
 
 
 @dataclass
@@ -27,13 +27,14 @@ class OperatorProcess:
 
 @contextmanager
 def running_operator(kubeconfig: Path | None, log: Path, *extra_args: str,
-                     extra_env: Mapping[str, str] | None = None) -> Iterator[OperatorProcess]:
+                     env: Mapping[str, str] | None = None) -> Iterator[OperatorProcess]:
     """Start the operator, wait for its liveness endpoint, stop it afterwards.
 
-    kubeconfig None means the environment's own (KUBECONFIG or ~/.kube/config).
+    kubeconfig None means the environment's own (KUBECONFIG or ~/.kube/config). `env` adds
+    variables, e.g. `cp.proxy_env()` so the operator reaches process-node pods by pod IP.
     """
     health, metrics = free_port(), free_port()
-    env = dict(os.environ, ATOMIC_OPERATOR_METRICS_PORT=str(metrics), **(extra_env or {}))
+    env = dict(os.environ, **(env or {}), ATOMIC_OPERATOR_METRICS_PORT=str(metrics))
     if kubeconfig is not None:
         env["KUBECONFIG"] = str(kubeconfig)
     cmd = [sys.executable, "-m", "atomic_operator", "--log-format=json",
