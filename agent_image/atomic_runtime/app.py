@@ -267,13 +267,13 @@ class RunHandler:
         except ValueError as exc:
             return error(400, "invalid_json", f"the body is not JSON: {exc}")
         except RecursionError:
-            return error(400, "invalid_json", "the body is nested too deeply")
-        problems = schema_errors(self.input_validator, payload)
-        if problems:
-            return error(
-                422, "invalid_input", "the input does not match the input schema", problems
-            )
+            return error(400, "invalid_json", "the body is nested too deeply to parse")
         try:
+            problems = schema_errors(self.input_validator, payload)
+            if problems:
+                return error(
+                    422, "invalid_input", "the input does not match the input schema", problems
+                )
             data = self.agent.input_model.model_validate(payload, context=SCHEMA_CHECKED)
         except ValidationError as exc:
             details = [
@@ -281,6 +281,8 @@ class RunHandler:
                 for e in exc.errors(include_url=False)
             ]
             return error(422, "invalid_input", "the input does not match the input schema", details)
+        except RecursionError:  # a recursive schema walked down a very deep input
+            return error(400, "invalid_input", "the input is nested too deeply to validate")
         try:
             async with self.admission.slot():
                 t0 = time.perf_counter()
