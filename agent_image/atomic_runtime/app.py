@@ -457,15 +457,19 @@ def create_app(
     async def openapi_json(request: Request) -> Response:
         return JSONResponse(openapi)
 
+    def is_ready() -> float:
+        return 1.0 if state.ready and not state.draining and handler.not_ready() is None else 0.0
+
+    # read at scrape time, on either port (the metrics listener is another thread)
+    metrics.ready_g.set_function(is_ready)
+
     async def metrics_text(request: Request) -> Response:
-        ready = state.ready and not state.draining and handler.not_ready() is None
-        metrics.ready_g.set(1 if ready else 0)
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         state.ready = True
-        metrics.ready_g.set(1 if handler.not_ready() is None else 0)  # warns when missing
+        handler.not_ready()  # a missing context file is warned about at start-up
         log.info(
             "agent ready",
             extra={
@@ -476,7 +480,6 @@ def create_app(
         )
         yield
         state.ready = False
-        metrics.ready_g.set(0)
         close = getattr(getattr(agent, "llm", None), "aclose", None)
         if close is not None:
             await close()

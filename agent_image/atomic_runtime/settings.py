@@ -80,7 +80,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> ServerSettings:
     token = env.get("ATOMIC_AGENT_AUTH_TOKEN", "").strip() or None
     if token is not None and (len(token) < 16 or any(c.isspace() for c in token)):
         raise SettingsError(
-            "ATOMIC_AGENT_AUTH_TOKEN must be at least 16 characters without whitespace"
+            f"ATOMIC_AGENT_AUTH_TOKEN=(hidden, {len(token)} characters) must be at least 16 "
+            "characters without whitespace"
         )
     return ServerSettings(
         host=env.get("ATOMIC_AGENT_HOST", "").strip() or d.host,
