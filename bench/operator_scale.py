@@ -37,6 +37,7 @@ from atomic_operator.render import AgentIdentity, render_agent  # noqa: E402
 from atomic_operator.settings import FIELD_MANAGER, OperatorSettings  # noqa: E402
 
 AGENTS = "/apis/atomicagents.io/v1alpha1/namespaces/{ns}/atomicagents"
+SMOKE_ARGS = ["--agents", "5", "--idle", "2"]  # `make bench-smoke` (bench/README.md)
 IN_FLIGHT = 64
 
 
@@ -152,7 +153,7 @@ async def run(n: int, idle: int) -> int:
             with running_operator(cp.kubeconfig, log, "-n", "op", "-n", "idle") as operator:
                 done: dict[str, float] = {}
                 watcher = asyncio.create_task(
-                    watch_observed(client, "op", set(names), done, timeout=600))
+                    watch_observed(client, "op", set(names), done, limit_s=600))
                 await asyncio.sleep(0.2)
                 t0 = time.monotonic()
                 created = await create_agents(client, "op", names)

@@ -21,6 +21,8 @@ from typing import Any
 
 from bench.runtime_common import closed_loop, start_bare, start_fake, start_runtime
 
+SMOKE_ARGS = ["--clients", "20", "--light-clients", "10", "--seconds", "1", "--latency", "0.1"]
+
 
 def run_phase(
     proc_url: tuple[Any, str], clients: int, seconds: float, ramp: float

@@ -42,7 +42,7 @@ TimedOut = Callable[[str], None]
 
 _PROTOCOL_HOOKS = (
     "connection_made", "connection_lost", "data_received", "send_400_response",
-    "on_message_begin", "on_url", "on_header", "on_headers_complete", "on_body",
+    "on_message_begin", "on_headers_complete", "on_body",
     "on_message_complete", "on_response_complete",
 )  # fmt: skip
 
@@ -139,20 +139,13 @@ def _guarded_protocol(limits: HeadLimits, refuse: Refuse, timed_out: TimedOut) -
             self._head_bytes = 0
             super().on_message_begin()
 
-        def on_url(self, url: bytes) -> None:
-            if not self._refused:
-                super().on_url(url)
-
-        def on_header(self, name: bytes, value: bytes) -> None:
-            if not self._refused:
-                super().on_header(name, value)
-
         def on_headers_complete(self) -> None:
             if self._refused:
                 return
             self._events += 1
             self._head_open = False
             self._disarm()
+            # url and headers are uvicorn's, collected by its on_url and on_header
             size = len(self.url) + 16 + sum(len(n) + len(v) + 4 for n, v in self.headers)
             if size > limits.max_header_bytes:
                 self._refuse(431, "headers_too_large", self._too_large())
