@@ -133,9 +133,15 @@ def main(argv: list[str] | None = None) -> int:
     drain = Drain(state, settings.drain_delay_seconds, app.state.handler.cut_uploads)
     server = signal_hooked_server(ucfg, drain.on_signal)
     drain.server = server
-    server.run()
+    try:
+        server.run()
+    except SystemExit:  # uvicorn's start-up failure (it logged why: e.g. the address is taken)
+        if server.started:
+            raise
+    if not server.started:
+        return 2
     log.info("stopped")
-    return 0 if server.started else 1
+    return 0
 
 
 def run() -> None:

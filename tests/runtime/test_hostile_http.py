@@ -213,6 +213,23 @@ def test_a_stalled_body_gets_408_within_the_body_timeout(guarded: Runtime, shape
     assert [(r["msg"], r["status"], r["type"]) for r in lines] == [("run", 408, "client_timeout")]
 
 
+def test_a_client_that_gives_up_mid_body_is_not_a_400(guarded: Runtime) -> None:
+    """Counted as 499 (nothing reaches the client), kept out of the latency histogram."""
+    metrics = guarded.metrics()
+    before_hist = metric_value(metrics, "agent_request_duration_seconds_count")
+    before_400 = metric_value(metrics, "agent_requests_total", status="400")
+    with connect(guarded.port) as sock:
+        sock.sendall(b"POST /run HTTP/1.1\r\nHost: t\r\nX-Request-ID: gave-up\r\n"
+                     b'Content-Length: 300\r\n\r\n{"request": "')  # fmt: skip
+        time.sleep(0.3)
+    lines = wait_logged(guarded, "gave-up")
+    assert [(r["status"], r["type"]) for r in lines] == [(499, "client_disconnected")]
+    metrics = guarded.metrics()
+    assert metric_value(metrics, "agent_requests_total", status="499") >= 1
+    assert metric_value(metrics, "agent_requests_total", status="400") == before_400
+    assert metric_value(metrics, "agent_request_duration_seconds_count") == before_hist
+
+
 def test_the_request_deadline_covers_reading_the_body(fake: Fake, spawn: Any) -> None:
     """A body trickled in slower than the deadline: cut at the deadline, not after it."""
     rt = spawn(make_config(fake.base_url, requestTimeoutSeconds=1.5),

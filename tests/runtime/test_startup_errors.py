@@ -126,3 +126,13 @@ def test_lower_case_log_level_is_accepted(tmp_path: Path) -> None:
     result = start(tmp_path, make_config(BASE), ATOMIC_AGENT_LOG_LEVEL="debug",
                    ATOMIC_AGENT_DRAIN_DELAY_SECONDS="x")  # fmt: skip
     assert "ATOMIC_AGENT_DRAIN_DELAY_SECONDS" in one_error_line(result)
+
+
+def test_an_address_that_cannot_be_bound(tmp_path: Path) -> None:
+    """Found only when uvicorn binds, after the app started: still one error line, exit 2."""
+    result = start(tmp_path, make_config(BASE), ATOMIC_AGENT_HOST="203.0.113.7",
+                   ATOMIC_AGENT_PORT="8080")  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    records = [json.loads(line) for line in result.stderr.splitlines() if line.strip()]
+    errors = [r for r in records if r["level"] == "error"]
+    assert len(errors) == 1 and "address" in errors[0]["msg"].lower(), errors
