@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from typing import Any
 
 from bench.runtime_common import closed_loop, start_bare, start_fake, start_runtime
 
-SMOKE_ARGS = ["--clients", "20", "--light-clients", "10", "--seconds", "1", "--latency", "0.1"]
+SMOKE_ARGS = ["--clients", "20", "--light-clients", "10", "--seconds", "0.5", "--latency", "0.1"]
 
 
 def run_phase(
@@ -37,7 +38,7 @@ def run_phase(
         proc.stop()
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, default=500)
     parser.add_argument("--seconds", type=float, default=10.0)
@@ -93,7 +94,8 @@ def main() -> None:
         f"non-200/429 above the limit: {unclean_above or 0}"
     )
     print("targets: p99 overhead <= 20 ms, peak RSS <= 300 MB, 0 errors below, clean 429s above")
+    return 1 if errors_below or unclean_above else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
