@@ -83,10 +83,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> ServerSettings:
             f"ATOMIC_AGENT_AUTH_TOKEN=(hidden, {len(token)} characters) must be at least 16 "
             "characters without whitespace"
         )
+    # set but empty disables the extra listener, like 0 (as it did before these checks)
+    metrics_default = 0 if "ATOMIC_AGENT_METRICS_PORT" in env else d.metrics_port
     return ServerSettings(
         host=env.get("ATOMIC_AGENT_HOST", "").strip() or d.host,
         port=_port(env, "ATOMIC_AGENT_PORT", d.port),
-        metrics_port=_port(env, "ATOMIC_AGENT_METRICS_PORT", d.metrics_port, allow_zero=True),
+        metrics_port=_port(env, "ATOMIC_AGENT_METRICS_PORT", metrics_default, allow_zero=True),
         log_level=_choice(env, "ATOMIC_AGENT_LOG_LEVEL", d.log_level, LOG_LEVELS),
         drain_delay_seconds=_number(
             env, "ATOMIC_AGENT_DRAIN_DELAY_SECONDS", d.drain_delay_seconds, minimum=0
