@@ -164,6 +164,15 @@ def test_run_accepts_json_content_types(guarded: Runtime, ctype: str | None) -> 
     assert raw.status == 200, raw.body
 
 
+def test_malformed_http_is_a_400_in_the_envelope(guarded: Runtime) -> None:
+    before = requests_total(guarded, 400)
+    response = exchange(guarded.port, b"GET /healthz HTTP/1.1\r\nBad Header Line\r\n\r\n")
+    assert response.status == 400
+    assert_envelope(response.json(), "invalid_http", response.headers["x-request-id"])
+    assert requests_total(guarded, 400) == before + 1
+    assert "Invalid HTTP request received" not in guarded.logs()  # logged once, by the runtime
+
+
 # ---- item 2: timeouts before the request starts
 
 
