@@ -31,7 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .admission import Admission, OverloadedError
 from .agent import Agent, ConfiguredAgent
 from .config import AgentConfig
-from .llm import LLM, LLMCallError
+from .llm import LLM, LLMCallError, deadline_at
 from .logs import request_id
 from .metrics import Metrics
 from .openapi import build_openapi
@@ -45,6 +45,8 @@ FAILURE_STATUS: dict[str, tuple[int, str]] = {
     "timeout": (504, "upstream_timeout"),
     "upstream_5xx": (502, "upstream_error"),
     "connection": (502, "upstream_unreachable"),
+    "closed": (502, "upstream_closed"),
+    "output_too_large": (502, "model_output_too_large"),
     "upstream_4xx": (502, "upstream_rejected"),
     "validation": (502, "invalid_model_output"),
     "other": (500, "internal_error"),
@@ -153,13 +155,14 @@ class RunHandler:
             ]
             return error(422, "invalid_input", "the input does not match the input schema", details)
         try:
-            async with asyncio.timeout(self.deadline):
-                async with self.admission.slot():
-                    t0 = time.perf_counter()
-                    try:
-                        result = await self.agent.run(data)
-                    finally:
-                        self.admission.observe_service_time(time.perf_counter() - t0)
+            async with asyncio.timeout(self.deadline) as limit:
+                with deadline_at(limit.when()):  # no provider retry waits past it
+                    async with self.admission.slot():
+                        t0 = time.perf_counter()
+                        try:
+                            result = await self.agent.run(data)
+                        finally:
+                            self.admission.observe_service_time(time.perf_counter() - t0)
         except OverloadedError as exc:
             return error(
                 429,

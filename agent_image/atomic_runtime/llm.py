@@ -2,32 +2,41 @@
 
 Every provider goes through instructor so validation and re-asks behave the same way. The
 client is built once at start-up (connection pools and TLS sessions are shared by all
-requests), with the SDK's 600 s default timeout replaced by the agent's own and the SDK's
-transport retries bounded. Provider SDKs other than openai are imported only when the
-config names them: they are optional and some are large. When groq's, gemini's or
+requests), with the SDK's 600 s default timeout replaced by the agent's own. Provider SDKs
+other than openai are imported only when the config names them: when groq's, gemini's or
 anthropic's SDK is absent, their OpenAI-compatible endpoints are used instead.
+
+Transport retries are the runtime's own (`Transport`), not the SDKs': the SDKs would sleep
+out any ``Retry-After`` up to 60 s, past the request's deadline, and count their retries
+where nobody sees them. Here every HTTP attempt is timed and counted, a ``Retry-After``
+longer than what is left of the request is answered at once, and the answer's size is capped.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
-import functools
+import email.utils
 import importlib
 import importlib.util
 import json
 import logging
 import os
-import sys
+import random
 import time
-import weakref
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from .compat.instructor import memoize_async_validator_check, prepared_response_model
+from .compat.openai import chat_completions_call
 from .config import ModelConfig
 from .metrics import Metrics
+
+__all__ = ["LLM", "LLMCallError", "MissingAPIKeyError", "prepared_response_model"]
 
 log = logging.getLogger("atomic_runtime.llm")
 
@@ -47,15 +56,29 @@ DEFAULT_MODES = {
     "openai-compatible": "tools",
     "ollama": "json",
     "groq": "tools",
-    "gemini": "tools",
+    "gemini": "genai_tools",
     "anthropic": "anthropic_tools",
 }
+PORTABLE_MODES = {
+    "anthropic_tools": "tools",
+    "anthropic_reasoning_tools": "tools",
+    "anthropic_parallel_tools": "parallel_tools",
+    "anthropic_json": "json",
+    "genai_tools": "tools",
+    "gemini_tools": "tools",
+    "genai_structured_outputs": "json",
+    "gemini_json": "json",
+}
+"""Provider-named modes the operator accepts, as the generic mode every client understands:
+the native SDK path and the OpenAI-compatible fallback then agree on every allowed mode."""
 KEYLESS_PROVIDERS = ("ollama", "openai-compatible")
+NATIVE_SDKS = {"anthropic": "anthropic", "groq": "groq", "gemini": "google.genai"}
+"""Providers whose own SDK, when installed, is used instead of the OpenAI-compatible endpoint."""
 
-_calls: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
-    "llm_calls_in_request", default=None
-)
-"""Model calls made so far for the current request: every call after the first is a re-ask."""
+MAX_OUTPUT_BYTES = int(os.environ.get("ATOMIC_AGENT_MAX_OUTPUT_BYTES", str(1 << 20)))
+"""The largest model answer (text and tool arguments, UTF-8) accepted; bigger ones are refused."""
+MAX_RETRY_AFTER = 60.0
+INITIAL_BACKOFF, MAX_BACKOFF = 0.5, 8.0
 
 RawCreate = Callable[..., Awaitable[Any]]
 
@@ -67,8 +90,10 @@ class MissingAPIKeyError(RuntimeError):
 class LLMCallError(Exception):
     """A failed model interaction, classified for the HTTP answer and the metrics.
 
-    ``reason`` is one of rate_limit, timeout, upstream_5xx, validation, connection,
-    upstream_4xx, other: the label values of agent_llm_errors_total.
+    ``reason`` is one of rate_limit, timeout, upstream_5xx, validation, connection, closed,
+    upstream_4xx, output_too_large, other: the label values of agent_llm_errors_total.
+    ``attempts`` counts every HTTP call to the provider for the request, transport retries
+    and re-asks included.
     """
 
     def __init__(
@@ -89,6 +114,45 @@ class LLMCallError(Exception):
         self.details = details
 
 
+@dataclass
+class RequestScope:
+    """What one request did with the model so far."""
+
+    model_calls: int = 0
+    """instructor's calls of the raw create: every call after the first is a re-ask."""
+    attempts: int = 0
+    """HTTP calls to the provider, transport retries included."""
+
+
+_scope: contextvars.ContextVar[RequestScope | None] = contextvars.ContextVar(
+    "llm_request_scope", default=None
+)
+_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "llm_request_deadline", default=None
+)
+
+
+@contextlib.contextmanager
+def deadline_at(when: float | None) -> Iterator[None]:
+    """The request's deadline on the event loop's clock: no retry waits past it."""
+    token = _deadline.set(when)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+@contextlib.contextmanager
+def request_scope() -> Iterator[RequestScope]:
+    """Count the model calls and HTTP attempts of one request."""
+    scope = RequestScope()
+    token = _scope.set(scope)
+    try:
+        yield scope
+    finally:
+        _scope.reset(token)
+
+
 def api_key(model: ModelConfig) -> str | None:
     """The key from the env var the operator fills from the Secret (never from the file)."""
     key = os.environ.get(model.api_key_env)
@@ -97,15 +161,313 @@ def api_key(model: ModelConfig) -> str | None:
     return key or None
 
 
-def resolve_mode(model: ModelConfig) -> Any:
+def resolve_mode(model: ModelConfig, native: bool | None = None) -> Any:
+    """The instructor mode for the configured name, portable across the provider's clients.
+
+    groq's own SDK has no plain JSON mode in instructor; its markdown-tolerant JSON mode
+    parses the same answers.
+    """
     import instructor
 
-    name = (model.mode or DEFAULT_MODES[model.provider]).upper()
-    aliases = {"TOOLS": "TOOLS", "JSON": "JSON", "JSON_SCHEMA": "JSON_SCHEMA", "MD_JSON": "MD_JSON"}
+    if native is None:
+        native = uses_native_sdk(model.provider)
+    name = model.mode or DEFAULT_MODES[model.provider]
+    name = PORTABLE_MODES.get(name, name)
+    if model.provider == "groq" and native and name == "json":
+        name = "md_json"
     try:
-        return instructor.Mode[aliases.get(name, name)]
+        return instructor.Mode[name.upper()]
     except KeyError:
         raise ValueError(f"unknown instructor mode {model.mode!r}") from None
+
+
+def has_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ImportError:  # a missing parent package ("google" for "google.genai")
+        return False
+
+
+def uses_native_sdk(provider: str) -> bool:
+    return provider in NATIVE_SDKS and has_module(NATIVE_SDKS[provider])
+
+
+# ---- errors: public exception types of the SDKs and transports, checked with isinstance
+
+
+@dataclass(frozen=True)
+class SdkErrors:
+    """The exception types one provider SDK raises, by what they mean."""
+
+    status: tuple[type[BaseException], ...]
+    """carry the provider's HTTP status (``status_code`` or ``code``) and ``response``"""
+    timeout: tuple[type[BaseException], ...] = ()
+    connection: tuple[type[BaseException], ...] = ()
+    closed: tuple[type[BaseException], ...] = field(default_factory=tuple)
+
+
+def _transport_errors() -> tuple[tuple[type[BaseException], ...], ...]:
+    """(closed, timeout, connection) types of the HTTP stacks the SDKs run on."""
+    closed: list[type[BaseException]] = []
+    timeout: list[type[BaseException]] = [TimeoutError]
+    connection: list[type[BaseException]] = [ConnectionError]
+    for module_name in ("httpx2", "httpx"):
+        if has_module(module_name):
+            module = importlib.import_module(module_name)
+            closed.append(module.RemoteProtocolError)
+            timeout.append(module.TimeoutException)
+            connection.append(module.TransportError)
+    if has_module("aiohttp"):
+        import aiohttp
+
+        closed.append(aiohttp.ServerDisconnectedError)
+        connection.append(aiohttp.ClientConnectionError)
+    return tuple(closed), tuple(timeout), tuple(connection)
+
+
+def sdk_errors(module_name: str) -> SdkErrors:
+    closed, timeout, connection = _transport_errors()
+    module = importlib.import_module(module_name)
+    if module_name == "google.genai":
+        errors = importlib.import_module("google.genai.errors")
+        return SdkErrors((errors.APIError,), timeout, connection, closed)
+    # the Stainless-generated SDKs (openai, anthropic, groq) share one error hierarchy
+    return SdkErrors(
+        (module.APIStatusError,),
+        (module.APITimeoutError, *timeout),
+        (module.APIConnectionError, *connection),
+        closed,
+    )
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and cur not in seen:
+        seen.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    return seen
+
+
+def _headers(exc: BaseException) -> Any:
+    return getattr(getattr(exc, "response", None), "headers", None)
+
+
+def retry_after(exc: BaseException) -> float | None:
+    """The provider's ``retry-after-ms`` / ``Retry-After`` (seconds or an HTTP date)."""
+    headers = _headers(exc)
+    if headers is None:
+        return None
+    raw = headers.get("retry-after-ms")
+    if raw:
+        with contextlib.suppress(ValueError):
+            return max(0.0, float(raw) / 1000)
+    raw = headers.get("retry-after")
+    if not raw:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    with contextlib.suppress(TypeError, ValueError):
+        when = email.utils.parsedate_to_datetime(raw)
+        return max(0.0, when.timestamp() - time.time())
+    return None
+
+
+@dataclass(frozen=True)
+class Failure:
+    reason: str
+    message: str
+    retryable: bool
+    status: int | None = None
+    retry_after: float | None = None
+
+    def error(self, attempts: int, retry_after: float | None = None) -> LLMCallError:
+        return LLMCallError(
+            self.reason,
+            self.message,
+            self.status,
+            retry_after=self.retry_after if retry_after is None else retry_after,
+            attempts=attempts,
+        )
+
+
+def transport_failure(exc: BaseException, errors: SdkErrors) -> Failure | None:
+    """What went wrong talking to the provider, or None when it was not the transport."""
+    chain = _chain(exc)
+    if any(isinstance(err, errors.closed) for err in chain):
+        # before timeouts: the aiohttp transport reports a dropped connection as ConnectTimeout
+        return Failure("closed", "the model provider closed the connection without answering",
+                       retryable=True)  # fmt: skip
+    if any(isinstance(err, ConnectionError) for err in chain):
+        # refused/reset; the aiohttp transport reports a refused connect as ConnectTimeout too
+        return Failure("connection", "the model provider is unreachable", retryable=True)
+    status_error = next((err for err in chain if isinstance(err, errors.status)), None)
+    if status_error is not None:
+        status = getattr(status_error, "status_code", None) or getattr(status_error, "code", None)
+        if isinstance(status, int):
+            return _status_failure(status_error, status)
+    if any(isinstance(err, errors.timeout) for err in chain):
+        return Failure("timeout", "the model provider did not answer in time", retryable=True)
+    if any(isinstance(err, errors.connection) for err in chain):
+        return Failure("connection", "the model provider is unreachable", retryable=True)
+    return None
+
+
+def _status_failure(exc: BaseException, status: int) -> Failure:
+    after = retry_after(exc)
+    should = (_headers(exc) or {}).get("x-should-retry")
+    if status == 429:
+        failure = Failure("rate_limit", "the model provider is rate-limiting this agent", True,
+                          429, after)  # fmt: skip
+    elif status >= 500:
+        failure = Failure("upstream_5xx", f"the model provider failed with HTTP {status}", True,
+                          status, after)  # fmt: skip
+    else:
+        failure = Failure("upstream_4xx", f"the model provider refused the call (HTTP {status})",
+                          status in (408, 409), status)  # fmt: skip
+    if should in ("true", "false"):  # the provider's own word, as the SDKs honour it
+        failure = Failure(failure.reason, failure.message, should == "true", status,
+                          failure.retry_after)  # fmt: skip
+    return failure
+
+
+def backoff(retries: int) -> float:
+    """The Stainless SDKs' schedule: 0.5 s doubling to 8 s, with up to 25 % jitter."""
+    return float(min(INITIAL_BACKOFF * 2.0**retries, MAX_BACKOFF) * (1 - 0.25 * random.random()))
+
+
+# ---- the metered, bounded transport every provider's raw call goes through
+
+
+def answer_bytes(response: Any) -> int:
+    """Size of what the model wrote: message text and tool arguments, for every SDK shape."""
+    size = 0
+    for choice in getattr(response, "choices", None) or ():  # openai, groq
+        message = choice.message
+        size += len((message.content or "").encode())
+        for call in message.tool_calls or ():
+            size += len((getattr(call.function, "arguments", None) or "").encode())
+    content = getattr(response, "content", None)
+    if isinstance(content, list):  # anthropic
+        for block in content:
+            size += _part_bytes(getattr(block, "text", None), getattr(block, "input", None))
+    for candidate in getattr(response, "candidates", None) or ():  # google-genai
+        parts = getattr(getattr(candidate, "content", None), "parts", None) or ()
+        for part in parts:
+            call = getattr(part, "function_call", None)
+            size += _part_bytes(getattr(part, "text", None), getattr(call, "args", None))
+    return size
+
+
+def _part_bytes(text: Any, data: Any) -> int:
+    size = len(text.encode()) if isinstance(text, str) else 0
+    if data is not None:
+        size += len(json.dumps(data, default=str).encode())
+    return size
+
+
+class Transport:
+    """The raw model call instructor patches: timed, counted, retried within the deadline.
+
+    Wrapping the raw SDK call sees each attempt, re-asks included, at no cost per call;
+    instructor's own hooks inspect every handler's signature on every event.
+    """
+
+    def __init__(
+        self, call: RawCreate, errors: SdkErrors, metrics: Metrics, max_retries: int
+    ) -> None:
+        self.call = call
+        self.errors = errors
+        self.metrics = metrics
+        self.max_retries = max_retries
+        self.max_output_bytes = MAX_OUTPUT_BYTES
+
+    async def create(self, *args: Any, **kwargs: Any) -> Any:
+        scope = _scope.get()
+        if scope is None:
+            scope = RequestScope()
+        scope.model_calls += 1
+        if scope.model_calls > 1:
+            self.metrics.validation_retries_c.inc()
+        retries = 0
+        while True:
+            scope.attempts += 1
+            started = time.perf_counter()
+            try:
+                response = await self.call(*args, **kwargs)
+            except Exception as exc:
+                self.metrics.llm_duration_h.observe(time.perf_counter() - started)
+                failure = transport_failure(exc, self.errors)
+                if failure is None:
+                    raise
+                # the provider's own words, for debugging only (the API key is redacted)
+                log.debug("model call attempt %d failed: %s", scope.attempts, exc)
+                delay = self._retry_delay(failure, retries)
+                if delay is None:
+                    raise failure.error(scope.attempts) from exc
+                deadline = _deadline.get()
+                if deadline is not None and asyncio.get_running_loop().time() + delay >= deadline:
+                    # waiting would outlive the request: answer now, with the provider's wait
+                    raise failure.error(scope.attempts, retry_after=delay) from exc
+                retries += 1
+                await asyncio.sleep(delay)
+                continue
+            self.metrics.llm_duration_h.observe(time.perf_counter() - started)
+            count_tokens(response, self.metrics)
+            size = answer_bytes(response)
+            if size > self.max_output_bytes:
+                raise LLMCallError(
+                    "output_too_large",
+                    f"the model's answer is {size} bytes, over the {self.max_output_bytes}-byte "
+                    "cap (ATOMIC_AGENT_MAX_OUTPUT_BYTES)",
+                    attempts=scope.attempts,
+                )
+            return response
+
+    def _retry_delay(self, failure: Failure, retries: int) -> float | None:
+        if not failure.retryable or retries >= self.max_retries:
+            return None
+        after = failure.retry_after
+        if after is not None and after <= MAX_RETRY_AFTER:
+            return after
+        if after is not None and _deadline.get() is not None:
+            return after  # longer than any deadline: answered at once with it
+        return backoff(retries)
+
+
+def count_tokens(response: Any, metrics: Metrics) -> None:
+    usage = getattr(response, "usage", None) or getattr(response, "usage_metadata", None)
+    if usage is None:
+        return
+    prompt = _first_int(usage, ("prompt_tokens", "input_tokens", "prompt_token_count"))
+    completion = _first_int(usage, ("completion_tokens", "output_tokens", "candidates_token_count"))
+    if prompt:
+        metrics.prompt_tokens_c.inc(prompt)
+    if completion:
+        metrics.completion_tokens_c.inc(completion)
+
+
+def _first_int(obj: Any, names: tuple[str, ...]) -> int:
+    for name in names:
+        value = getattr(obj, name, None)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return 0
+
+
+# ---- clients
+
+
+@dataclass
+class Connection:
+    """One provider's SDK client, its raw call, and how to read its errors."""
+
+    client: Any
+    call: RawCreate
+    provider: Any
+    errors: SdkErrors
 
 
 def _openai_client(model: ModelConfig, key: str | None, base_url: str | None, pool: int) -> Any:
@@ -125,27 +487,68 @@ def _openai_client(model: ModelConfig, key: str | None, base_url: str | None, po
         api_key=key or "unused",
         base_url=base_url,
         timeout=timeout,
-        max_retries=model.max_retries,
+        max_retries=0,  # Transport retries
         http_client=http_client,
     )
 
 
-NATIVE_SDKS = {
-    "anthropic": ("anthropic", "AsyncAnthropic", "from_anthropic"),
-    "groq": ("groq", "AsyncGroq", "from_groq"),
-}
-"""Providers whose own SDK, when installed, is used: module, async client, instructor factory."""
+def _connect(model: ModelConfig, key: str | None, mode: Any, pool: int) -> Connection:
+    import instructor
 
+    provider = model.provider
+    if provider in ("openai", "openai-compatible", "ollama") or not uses_native_sdk(provider):
+        base = model.base_url
+        if provider in OPENAI_COMPATIBLE_ENDPOINTS:
+            base = base or OPENAI_COMPATIBLE_ENDPOINTS[provider]
+            log.info("provider SDK not installed, using its OpenAI-compatible endpoint",
+                     extra={"provider": provider, "base_url": base})  # fmt: skip
+        client = _openai_client(model, key, base, pool)
+        if mode in (instructor.Mode.RESPONSES_TOOLS,
+                    instructor.Mode.RESPONSES_TOOLS_WITH_INBUILT_TOOLS):  # fmt: skip
 
-def has_module(name: str) -> bool:
-    try:
-        return importlib.util.find_spec(name) is not None
-    except ImportError:  # a missing parent package ("google" for "google.genai")
-        return False
+            async def responses(*args: Any, messages: Any = None, **kwargs: Any) -> Any:
+                return await client.responses.create(*args, input=messages, **kwargs)
+
+            call: RawCreate = responses
+        else:
+            call = chat_completions_call(client)
+        return Connection(client, call, instructor.Provider.OPENAI, sdk_errors("openai"))
+    if provider in ("anthropic", "groq"):
+        module = importlib.import_module(provider)
+        factory = module.AsyncAnthropic if provider == "anthropic" else module.AsyncGroq
+        client = factory(
+            api_key=key,
+            base_url=model.base_url,
+            timeout=model.timeout_seconds,
+            max_retries=0,  # Transport retries
+        )
+        if provider == "anthropic":
+            return Connection(client, client.messages.create, instructor.Provider.ANTHROPIC,
+                              sdk_errors(provider))  # fmt: skip
+        return Connection(client, client.chat.completions.create, instructor.Provider.GROQ,
+                          sdk_errors(provider))  # fmt: skip
+    # gemini through google-genai
+    genai = importlib.import_module("google.genai")
+    types = importlib.import_module("google.genai.types")
+    options = types.HttpOptions(timeout=int(model.timeout_seconds * 1000))
+    if model.base_url:
+        options.base_url = model.base_url
+    gclient = genai.Client(api_key=key, http_options=options)
+
+    async def generate(*args: Any, model: str = "", stream: bool = False, **kwargs: Any) -> Any:
+        # the same call instructor's from_genai makes, as a plain function to meter
+        return await gclient.aio.models.generate_content(model=model, **kwargs)
+
+    return Connection(gclient, generate, instructor.Provider.GENAI, sdk_errors("google.genai"))
 
 
 def build_instructor(model: ModelConfig, metrics: Metrics, pool: int = 100) -> Any:
-    """Build the AsyncInstructor for the configured provider, its raw model call metered."""
+    """The AsyncInstructor for the configured provider, its raw model call a `Transport`.
+
+    Built with instructor's public ``patch(create=...)`` and ``AsyncInstructor``; the mode is
+    first checked against the provider with instructor's own factory (``from_openai``,
+    ``from_anthropic``, ...), which also normalizes aliases such as ``tools_strict``.
+    """
     import instructor
 
     key = api_key(model)
@@ -155,140 +558,93 @@ def build_instructor(model: ModelConfig, metrics: Metrics, pool: int = 100) -> A
             f"(the operator fills it from the Secret named in the AtomicAgent spec)"
         )
     mode = resolve_mode(model)
-    provider = model.provider
-    if provider in ("openai", "openai-compatible", "ollama"):
-        return _from_openai(_openai_client(model, key, model.base_url, pool), mode, metrics)
-    if provider in NATIVE_SDKS and has_module(NATIVE_SDKS[provider][0]):
-        module_name, client_class, factory = NATIVE_SDKS[provider]
-        client = getattr(importlib.import_module(module_name), client_class)(
-            api_key=key,
-            base_url=model.base_url,
-            timeout=model.timeout_seconds,
-            max_retries=model.max_retries,
-        )
-        # instructor's factories read the SDK method when they patch it: meter it first
-        resource = client.messages if provider == "anthropic" else client.chat.completions
-        resource.create = metered(resource.create, metrics)
-        return getattr(instructor, factory)(client, mode=mode)
-    if provider == "gemini" and has_module("google.genai"):
-        genai = importlib.import_module("google.genai")
-        types = importlib.import_module("google.genai.types")
-        options = types.HttpOptions(timeout=int(model.timeout_seconds * 1000))
-        if model.base_url:
-            options.base_url = model.base_url
-        gclient = genai.Client(api_key=key, http_options=options)
-        models = gclient.aio.models
-        models.generate_content = metered(models.generate_content, metrics)
-        gmode = instructor.Mode.GENAI_TOOLS if model.mode is None else mode
-        return instructor.from_genai(gclient, mode=gmode, use_async=True)
-    # SDK not installed: the provider's OpenAI-compatible endpoint with the openai SDK
-    if model.mode is None or mode.name.startswith("ANTHROPIC"):
-        mode = instructor.Mode.TOOLS
-    base = model.base_url or OPENAI_COMPATIBLE_ENDPOINTS[provider]
-    log.info(
-        "provider SDK not installed, using its OpenAI-compatible endpoint",
-        extra={"provider": provider, "base_url": base},
-    )
-    return _from_openai(_openai_client(model, key, base, pool), mode, metrics)
-
-
-def _from_openai(client: Any, mode: Any, metrics: Metrics) -> Any:
-    """instructor over the openai SDK, calling the model through ``chat_completions_call``.
-
-    ``from_openai`` checks and normalizes the mode; its patched function is then rebuilt
-    around the faster, metered call with instructor's public ``patch(create=...)``.
-    """
-    import instructor
-
-    wrapped = instructor.from_openai(client, mode=mode)
-    if not hasattr(wrapped, "create_fn"):  # an instructor that changed shape: fail loudly
-        raise RuntimeError("unsupported instructor version: AsyncInstructor.create_fn is gone")
-    wrapped.create_fn = instructor.patch(
-        create=metered(chat_completions_call(client), metrics),
-        mode=wrapped.mode,
-        provider=wrapped.provider,
-    )
-    return wrapped
-
-
-def chat_completions_call(client: Any) -> RawCreate:
-    """``POST /chat/completions`` through the SDK's client, without ``create()``'s transform.
-
-    ``AsyncCompletions.create`` first runs its params through a TypedDict-driven transform
-    that visits every node of the messages and tools, the tool's JSON Schema included: a
-    quarter of the runtime's CPU per call in a profile. For chat-completion params the
-    transform changes nothing (no field has an alias or a wire format), and what instructor
-    passes is already plain JSON. ``client.post`` is the SDK's documented way to call an
-    endpoint directly and keeps everything else: auth, bounded retries honouring
-    ``retry-after``, timeouts, typed errors and the parsed ``ChatCompletion``.
-    """
-    from openai.types.chat import ChatCompletion
-
-    async def create(**params: Any) -> Any:
-        if params.get("stream"):  # streaming needs the SDK's stream plumbing
-            return await client.chat.completions.create(**params)
-        options: dict[str, Any] = {}
-        for name, option in (
-            ("extra_headers", "headers"),
-            ("extra_query", "params"),
-            ("extra_body", "extra_json"),
-            ("timeout", "timeout"),
-        ):
-            if name in params:
-                options[option] = params.pop(name)
-        return await client.post(
-            "/chat/completions", body=params, cast_to=ChatCompletion, options=options
-        )
-
-    return create
-
-
-def metered(call: RawCreate, metrics: Metrics) -> RawCreate:
-    """Time every model call, count its tokens, and count re-asks.
-
-    Wrapping the raw SDK call that instructor patches sees each attempt, re-asks included,
-    at no cost per call; instructor's own hooks inspect every handler's signature on every
-    event. Transport retries happen inside ``call`` and are one call here.
-    """
-
-    @functools.wraps(call)
-    async def create(*args: Any, **kwargs: Any) -> Any:
-        calls = _calls.get()
-        if calls is not None:
-            calls[0] += 1
-            if calls[0] > 1:
-                metrics.validation_retries_c.inc()
-        started = time.perf_counter()
-        try:
-            response = await call(*args, **kwargs)
-        finally:
-            metrics.llm_duration_h.observe(time.perf_counter() - started)
-        count_tokens(response, metrics)
-        return response
-
-    return create
-
-
-def count_tokens(response: Any, metrics: Metrics) -> None:
-    usage = getattr(response, "usage", None) or getattr(response, "usage_metadata", None)
-    if usage is None:
-        return
-    prompt = _first_int(usage, ("prompt_tokens", "input_tokens", "prompt_token_count"))
-    completion = _first_int(usage, ("completion_tokens", "output_tokens", "candidates_token_count"))
-    if prompt:
-        metrics.prompt_tokens_c.inc(prompt)
-    if completion:
-        metrics.completion_tokens_c.inc(completion)
-
-
-@contextlib.contextmanager
-def request_scope() -> Iterator[None]:
-    """Count the model calls of one request, so calls after the first count as re-asks."""
-    token = _calls.set([0])
+    conn = _connect(model, key, mode, pool)
+    factory = {
+        instructor.Provider.OPENAI: "from_openai",
+        instructor.Provider.ANTHROPIC: "from_anthropic",
+        instructor.Provider.GROQ: "from_groq",
+        instructor.Provider.GENAI: "from_genai",
+    }[conn.provider]
     try:
-        yield
-    finally:
-        _calls.reset(token)
+        extra = {"use_async": True} if conn.provider == instructor.Provider.GENAI else {}
+        checked = getattr(instructor, factory)(conn.client, mode=mode, **extra)
+    except Exception as exc:  # instructor's ModeError/ClientError
+        raise ValueError(
+            f"mode {model.mode or DEFAULT_MODES[model.provider]!r} does not work with "
+            f"provider {model.provider}: {exc}"
+        ) from exc
+    transport = Transport(conn.call, conn.errors, metrics, model.max_retries)
+    return instructor.AsyncInstructor(
+        client=conn.client,
+        create=instructor.patch(
+            create=transport.create, mode=checked.mode, provider=checked.provider
+        ),
+        mode=checked.mode,
+        provider=checked.provider,
+    )
+
+
+# ---- the client the agents use
+
+
+_VALIDATION_TYPES: tuple[type[BaseException], ...] = (ValidationError, json.JSONDecodeError)
+
+
+def _instructor_types() -> tuple[tuple[type[BaseException], ...], type[BaseException]]:
+    from instructor.core import (
+        AsyncValidationError,
+        IncompleteOutputException,
+        InstructorRetryException,
+        ResponseParsingError,
+    )
+    from instructor.core import ValidationError as InstructorValidationError
+
+    validation = (
+        *_VALIDATION_TYPES,
+        InstructorValidationError,
+        ResponseParsingError,
+        AsyncValidationError,
+        IncompleteOutputException,
+    )
+    return validation, InstructorRetryException
+
+
+def _validation_details(exc: BaseException) -> tuple[dict[str, str], ...]:
+    from .schema_models import json_path
+
+    if isinstance(exc, ValidationError):
+        return tuple(
+            {"path": json_path(list(e["loc"])), "message": e["msg"]}
+            for e in exc.errors(include_url=False)
+        )
+    return ({"path": "$", "message": str(exc)[:300]},)
+
+
+def classify(exc: BaseException, scope: RequestScope | None = None) -> LLMCallError:
+    """Map whatever the instructor/SDK stack raised to one reason the API and metrics share.
+
+    Transport failures were already classified by `Transport` (an `LLMCallError` in the
+    chain); what is left is validation after the re-asks, or a bug.
+    """
+    attempts = scope.attempts if scope is not None else None
+    chain = _chain(exc)
+    for err in chain:
+        if isinstance(err, LLMCallError):
+            if attempts:
+                err.attempts = attempts
+            return err
+    validation, retry_exception = _instructor_types()
+    for err in chain:
+        if isinstance(err, validation):
+            tries = getattr(exc, "n_attempts", None) if isinstance(exc, retry_exception) else None
+            return LLMCallError(
+                "validation",
+                "the model's output did not match the output schema after "
+                f"{tries or 1} attempt(s)",
+                attempts=attempts,
+                details=_validation_details(err),
+            )
+    return LLMCallError("other", f"model call failed ({type(exc).__name__})", attempts=attempts)
 
 
 class LLM:
@@ -309,8 +665,10 @@ class LLM:
             self.extra["max_tokens"] = 4096  # anthropic refuses a call without it
 
     async def aclose(self) -> None:
-        inner = getattr(self.client, "client", None)
-        close = getattr(inner, "close", None)
+        inner = self.client.client
+        # google-genai closes its async side through .aio; the Stainless SDKs with close()
+        close = getattr(getattr(inner, "aio", None), "aclose", None) or getattr(
+            inner, "close", None)
         if close is not None:
             result = close()
             if hasattr(result, "__await__"):
@@ -319,8 +677,8 @@ class LLM:
     async def complete(
         self, messages: Sequence[dict[str, Any]], response_model: type[BaseModel]
     ) -> BaseModel:
-        try:
-            with request_scope():
+        with request_scope() as scope:
+            try:
                 result = await self.client.chat.completions.create(
                     model=self.model.name,
                     messages=list(messages),
@@ -328,164 +686,7 @@ class LLM:
                     max_retries=self.model.max_retries,
                     **self.extra,
                 )
-        except Exception as exc:
-            raise classify(exc) from exc
+            except Exception as exc:
+                raise classify(exc, scope) from exc
         assert isinstance(result, BaseModel)
         return result
-
-
-def prepared_response_model(model: type[BaseModel]) -> type[BaseModel]:
-    """Wrap the output model for instructor once, at start-up.
-
-    instructor wraps a plain model into a new ResponseSchema subclass on every call, which
-    also defeats its cache of the tool schema: about a third of the runtime's CPU per call
-    in a profile. A model that already is a ResponseSchema is used as is.
-    """
-    try:
-        from instructor.v2.core.function_calls import response_schema
-    except ImportError:  # a future instructor without this helper: correct, only slower
-        return model
-    wrapped: type[BaseModel] = response_schema(model)
-    return wrapped
-
-
-def memoize_async_validator_check() -> None:
-    """Run instructor's "no async validators" walk once per response model class.
-
-    instructor walks every attribute of the model's whole MRO (pydantic's BaseModel included)
-    seven times per call to refuse async validators; for a class that passed once the answer
-    cannot change, and the walk was the largest single CPU cost left in a profile. Classes
-    that passed are remembered weakly; anything else takes the original path.
-    """
-    try:
-        from instructor.v2.validation import async_validators as module
-    except ImportError:
-        return
-    original = module.reject_async_validators
-    if getattr(original, "_atomic_memoized", False):
-        return
-    passed: weakref.WeakSet[type] = weakref.WeakSet()
-
-    def reject_async_validators(response_model: Any) -> None:
-        if isinstance(response_model, type):
-            try:
-                if response_model in passed:
-                    return
-            except TypeError:
-                pass
-        original(response_model)
-        if isinstance(response_model, type):
-            with contextlib.suppress(TypeError):
-                passed.add(response_model)
-
-    reject_async_validators._atomic_memoized = True  # type: ignore[attr-defined]
-    # Modules that imported the function by name at import time (instructor.v2.core.patch)
-    # hold the original; rebind it there too.
-    for name, loaded in list(sys.modules.items()):
-        if name.startswith("instructor") and getattr(
-                loaded, "reject_async_validators", None) is original:
-            loaded.reject_async_validators = reject_async_validators  # type: ignore[attr-defined]
-
-
-def _first_int(obj: Any, names: tuple[str, ...]) -> int:
-    for name in names:
-        value = getattr(obj, name, None)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    return 0
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    seen: list[BaseException] = []
-    cur: BaseException | None = exc
-    while cur is not None and cur not in seen:
-        seen.append(cur)
-        cur = cur.__cause__ or cur.__context__
-    return seen
-
-
-def _retry_after(exc: BaseException) -> float | None:
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    if headers is None:
-        return None
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        raw = headers.get(name)
-        if raw:
-            try:
-                return float(raw) * scale
-            except ValueError:
-                continue
-    return None
-
-
-def _validation_details(exc: BaseException) -> tuple[dict[str, str], ...]:
-    from .schema_models import json_path
-
-    if isinstance(exc, ValidationError):
-        return tuple(
-            {"path": json_path(list(e["loc"])), "message": e["msg"]}
-            for e in exc.errors(include_url=False)
-        )
-    return ({"path": "$", "message": str(exc)[:300]},)
-
-
-def classify(exc: BaseException) -> LLMCallError:
-    """Map whatever the SDK stack raised to one reason the API and the metrics share."""
-    if isinstance(exc, LLMCallError):
-        return exc
-    chain = _chain(exc)
-    attempts = getattr(exc, "n_attempts", None)
-    if any(isinstance(err, ConnectionError) for err in chain):
-        # refused/reset: the aiohttp transport reports a refused connect as a ConnectTimeout
-        return LLMCallError("connection", "the model provider is unreachable", attempts=attempts)
-    for err in chain:
-        name = type(err).__name__
-        status = getattr(err, "status_code", None)
-        if not isinstance(status, int):
-            status = getattr(getattr(err, "response", None), "status_code", None)
-        if "Timeout" in name or isinstance(err, TimeoutError):
-            return LLMCallError(
-                "timeout", "the model provider did not answer in time", None, attempts=attempts
-            )
-        if status == 429 or "RateLimit" in name:
-            return LLMCallError(
-                "rate_limit",
-                "the model provider is rate-limiting this agent",
-                429,
-                retry_after=_retry_after(err),
-                attempts=attempts,
-            )
-        if isinstance(status, int) and status >= 500:
-            return LLMCallError(
-                "upstream_5xx",
-                f"the model provider failed with HTTP {status}",
-                status,
-                retry_after=_retry_after(err),
-                attempts=attempts,
-            )
-        if isinstance(status, int) and 400 <= status < 500:
-            return LLMCallError(
-                "upstream_4xx",
-                f"the model provider refused the call (HTTP {status})",
-                status,
-                attempts=attempts,
-            )
-        if "Connection" in name or isinstance(err, ConnectionError):
-            return LLMCallError(
-                "connection", "the model provider is unreachable", attempts=attempts
-            )
-    for err in chain:
-        if isinstance(err, ValidationError | json.JSONDecodeError) or type(err).__name__ in (
-            "ResponseParsingError",
-            "AsyncValidationError",
-            "IncompleteOutputException",
-        ):
-            return LLMCallError(
-                "validation",
-                "the model's output did not match the output schema after "
-                f"{attempts or 1} attempt(s)",
-                attempts=attempts,
-                details=_validation_details(err),
-            )
-    return LLMCallError("other", f"model call failed ({type(exc).__name__})", attempts=attempts)
