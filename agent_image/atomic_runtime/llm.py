@@ -492,11 +492,11 @@ def _openai_client(model: ModelConfig, key: str | None, base_url: str | None, po
     )
 
 
-def _connect(model: ModelConfig, key: str | None, mode: Any, pool: int) -> Connection:
+def _connect(model: ModelConfig, key: str | None, mode: Any, pool: int, native: bool) -> Connection:
     import instructor
 
     provider = model.provider
-    if provider in ("openai", "openai-compatible", "ollama") or not uses_native_sdk(provider):
+    if provider in ("openai", "openai-compatible", "ollama") or not native:
         base = model.base_url
         if provider in OPENAI_COMPATIBLE_ENDPOINTS:
             base = base or OPENAI_COMPATIBLE_ENDPOINTS[provider]
@@ -542,9 +542,13 @@ def _connect(model: ModelConfig, key: str | None, mode: Any, pool: int) -> Conne
     return Connection(gclient, generate, instructor.Provider.GENAI, sdk_errors("google.genai"))
 
 
-def build_instructor(model: ModelConfig, metrics: Metrics, pool: int = 100) -> Any:
+def build_instructor(
+    model: ModelConfig, metrics: Metrics, pool: int = 100, native: bool | None = None
+) -> Any:
     """The AsyncInstructor for the configured provider, its raw model call a `Transport`.
 
+    ``native`` picks the provider's own SDK or its OpenAI-compatible endpoint (default: the
+    SDK when it is installed).
     Built with instructor's public ``patch(create=...)`` and ``AsyncInstructor``; the mode is
     first checked against the provider with instructor's own factory (``from_openai``,
     ``from_anthropic``, ...), which also normalizes aliases such as ``tools_strict``.
@@ -557,8 +561,10 @@ def build_instructor(model: ModelConfig, metrics: Metrics, pool: int = 100) -> A
             f"no API key: set the environment variable {model.api_key_env} "
             f"(the operator fills it from the Secret named in the AtomicAgent spec)"
         )
-    mode = resolve_mode(model)
-    conn = _connect(model, key, mode, pool)
+    if native is None:  # the provider's own SDK when installed; tests ask for either path
+        native = uses_native_sdk(model.provider)
+    mode = resolve_mode(model, native)
+    conn = _connect(model, key, mode, pool, native)
     factory = {
         instructor.Provider.OPENAI: "from_openai",
         instructor.Provider.ANTHROPIC: "from_anthropic",
@@ -657,7 +663,11 @@ class LLM:
         self.client = build_instructor(model, metrics, pool)
         memoize_async_validator_check()
         self.extra: dict[str, Any] = {}
-        if model.temperature is not None:
+        native_anthropic = model.provider == "anthropic" and uses_native_sdk("anthropic")
+        if model.temperature is not None and native_anthropic:
+            # anthropic's SDK (2.x) no longer takes it as a parameter; the API still does
+            self.extra["extra_body"] = {"temperature": model.temperature}
+        elif model.temperature is not None:
             self.extra["temperature"] = model.temperature
         if model.max_tokens is not None:
             self.extra["max_tokens"] = model.max_tokens

@@ -156,7 +156,7 @@ class Runtime:
         }
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 20) -> Runtime:
+    def start(self, timeout: float = 60) -> Runtime:
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "atomic_runtime"],
