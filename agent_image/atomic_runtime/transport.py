@@ -22,20 +22,26 @@ import os
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .metrics import Metrics
 
 log = logging.getLogger("atomic_runtime.llm")
 
-MAX_OUTPUT_BYTES = int(os.environ.get("ATOMIC_AGENT_MAX_OUTPUT_BYTES", str(1 << 20)))
-"""The largest model answer (text and tool arguments, UTF-8) accepted; bigger ones are refused."""
+DEFAULT_MAX_OUTPUT_BYTES = 1 << 20
 MAX_RETRY_AFTER = 60.0
 INITIAL_BACKOFF, MAX_BACKOFF = 0.5, 8.0
 
 RawCreate = Callable[..., Awaitable[Any]]
 
+
+def max_output_bytes() -> int:
+    """The largest model answer (text and tool arguments, UTF-8) accepted: a setting."""
+    raw = os.environ.get("ATOMIC_AGENT_MAX_OUTPUT_BYTES", str(DEFAULT_MAX_OUTPUT_BYTES))
+    if not raw.strip().isdigit() or int(raw) < 1:
+        raise ValueError(f"ATOMIC_AGENT_MAX_OUTPUT_BYTES must be a positive integer, got {raw!r}")
+    return int(raw)
 
 
 class LLMCallError(Exception):
@@ -122,7 +128,7 @@ class SdkErrors:
     """carry the provider's HTTP status (``status_code`` or ``code``) and ``response``"""
     timeout: tuple[type[BaseException], ...] = ()
     connection: tuple[type[BaseException], ...] = ()
-    closed: tuple[type[BaseException], ...] = field(default_factory=tuple)
+    closed: tuple[type[BaseException], ...] = ()
 
 
 def _transport_errors() -> tuple[tuple[type[BaseException], ...], ...]:
@@ -301,7 +307,7 @@ class Transport:
         self.errors = errors
         self.metrics = metrics
         self.max_retries = max_retries
-        self.max_output_bytes = MAX_OUTPUT_BYTES
+        self.max_output_bytes = max_output_bytes()
 
     async def create(self, *args: Any, **kwargs: Any) -> Any:
         scope = _scope.get()
