@@ -223,3 +223,11 @@ def test_the_output_cap_is_a_setting(fake: Fake, spawn: Any) -> None:
     response = run(rt)
     assert response.status_code == 502
     assert response.json()["error"]["type"] == "model_output_too_large"
+
+
+def test_a_bad_output_cap_is_one_clear_line_and_exit_2(fake: Fake, tmp_path: Any) -> None:
+    rt = Runtime(make_config(fake.base_url), tmp_path, {"ATOMIC_AGENT_MAX_OUTPUT_BYTES": "lots"})
+    with pytest.raises(RuntimeError, match="runtime exited with 2"):
+        rt.start()
+    assert "ATOMIC_AGENT_MAX_OUTPUT_BYTES must be a positive integer, got 'lots'" in rt.logs()
+    assert "Traceback" not in rt.logs()
