@@ -167,7 +167,11 @@ def start_runtime(
     }
     server_cpu, _ = cpus()
     proc = Proc([PY, "-m", "atomic_runtime"], server_cpu, env)
-    wait_http(f"http://127.0.0.1:{port}/readyz")
+    try:
+        wait_http(f"http://127.0.0.1:{port}/readyz")
+    except RuntimeError:
+        proc.stop()  # never leave a server behind
+        raise
     return proc, f"http://127.0.0.1:{port}"
 
 
