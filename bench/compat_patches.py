@@ -25,6 +25,9 @@ PATCHES = (
 )
 
 
+SMOKE_ARGS = ["--calls", "40", "--rounds", "1", "--clients", "4"]  # make bench-smoke
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=600, help="calls per variant per round")

@@ -22,6 +22,9 @@ from pathlib import Path
 
 from bench.runtime_common import REPO, closed_loop, start_bare, start_fake, start_runtime
 
+# make bench-smoke
+SMOKE_ARGS = ["--baseline", "HEAD", "--calls", "40", "--rounds", "1", "--clients", "4"]
+
 
 def export(rev: str, into: Path) -> Path:
     archive = subprocess.run(["git", "archive", rev, "agent_image"], cwd=REPO,
