@@ -9,14 +9,23 @@ rotating it rolls the pods), and a missing token Secret is reported like any oth
 
 from __future__ import annotations
 
+import base64
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from atomic_devcluster.operator_process import OperatorProcess
+from tests.fakes.openai_server import FakeServerThread, free_port
 from tests.support.kube import Kube, eventually
-from tests.support.manifests import example, variant
+from tests.support.manifests import example, merge_patch, variant
+
+ROOT = Path(__file__).resolve().parents[2]
 
 TOKEN = "t0ken-for-run-calls-9f3a"
 CLOSED: dict[str, Any] = {"spec": {"access": {
@@ -123,3 +132,69 @@ def test_agents_carry_no_finalizer(closed_ns: Kube) -> None:
     closed_ns.apply(variant("task-processor", CLOSED))
     closed_ns.run("wait", "--for=condition=Ready", "--timeout=20s", "atomicagent/task-processor")
     assert "finalizers" not in closed_ns.get("atomicagent", "task-processor")["metadata"]
+
+
+def test_token_guards_run_over_real_http(closed_ns: Kube, tmp_path: Path) -> None:
+    """The pod the operator rendered, run as a process: its env with the secretKeyRefs
+    resolved from the cluster's Secrets, its agent.json from the rendered ConfigMap."""
+    with FakeServerThread() as fake:
+        closed_ns.apply(variant("task-processor", merge_patch(CLOSED, {"spec": {
+            "model": {"baseURL": fake.base_url}}})))
+        closed_ns.run("wait", "--for=condition=Ready", "--timeout=20s",
+                      "atomicagent/task-processor")
+        config = json.loads(closed_ns.get("configmap", "task-processor-config")["data"][
+            "agent.json"])
+        (tmp_path / "agent.json").write_text(json.dumps(config))
+        port, metrics_port = free_port(), free_port()
+        env = {**os.environ, **resolved_env(closed_ns), "PYTHONPATH": str(ROOT),
+               "ATOMIC_AGENT_CONFIG": str(tmp_path / "agent.json"),
+               "ATOMIC_AGENT_HOST": "127.0.0.1", "ATOMIC_AGENT_PORT": str(port),
+               "ATOMIC_AGENT_METRICS_PORT": str(metrics_port),
+               "ATOMIC_AGENT_DRAIN_DELAY_SECONDS": "0"}
+        assert env["ATOMIC_AGENT_AUTH_TOKEN"] == TOKEN
+        url = f"http://127.0.0.1:{port}"
+        with (tmp_path / "runtime.log").open("wb") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "atomic_runtime"], env=env,
+                                    cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            eventually(lambda: _get(f"{url}/readyz") == 200, timeout=60,
+                       what="the runtime ready")
+            body = {"description": "Write the release notes"}
+            anonymous = httpx.post(f"{url}/run", json=body, timeout=10)
+            assert anonymous.status_code == 401, anonymous.text
+            assert anonymous.headers["www-authenticate"].startswith("Bearer")
+            wrong = httpx.post(f"{url}/run", json=body, timeout=10,
+                               headers={"Authorization": "Bearer not-the-token-at-all"})
+            assert wrong.status_code == 401
+            ok = httpx.post(f"{url}/run", json=body, timeout=10,
+                            headers={"Authorization": f"Bearer {TOKEN}"})
+            assert ok.status_code == 200, ok.text
+            answer = ok.json()
+            assert isinstance(answer["task_id"], str) and 0 <= answer["confidence"] <= 1
+            for open_path in ("/healthz", "/readyz", "/metrics"):
+                assert _get(f"{url}{open_path}") == 200, open_path
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+        assert TOKEN not in (tmp_path / "runtime.log").read_text()
+
+
+def resolved_env(kube: Kube) -> dict[str, str]:
+    """The agent container's env as the kubelet would set it."""
+    container = pod_template(kube)["spec"]["containers"][0]
+    env = {}
+    for var in container["env"]:
+        ref = (var.get("valueFrom") or {}).get("secretKeyRef")
+        if ref is None:
+            env[var["name"]] = var["value"]
+            continue
+        data = kube.get("secret", ref["name"])["data"]
+        env[var["name"]] = base64.b64decode(data[ref["key"]]).decode()
+    return env
+
+
+def _get(url: str) -> int:
+    try:
+        return httpx.get(url, timeout=2).status_code
+    except httpx.TransportError:
+        return 0

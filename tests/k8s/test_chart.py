@@ -8,11 +8,13 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from atomic_devcluster import ControlPlane, ensure_binaries
+from atomic_devcluster.cluster import free_port
 from atomic_devcluster.operator_process import running_operator
 from tests.support.chart import (
     CHART,
@@ -22,7 +24,8 @@ from tests.support.chart import (
     render,
     service_account_kubeconfig,
 )
-from tests.support.manifests import EXAMPLES
+from tests.support.kube import eventually
+from tests.support.manifests import EXAMPLES, variant
 
 CRDS = CHART.parents[1] / "crds"
 
@@ -36,7 +39,8 @@ def test_defaults_render_one_hardened_operator() -> None:
     docs = render()
     assert sorted(d["kind"] for d in docs) == [
         "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition",
-        "CustomResourceDefinition", "Deployment", "Service", "ServiceAccount"]
+        "CustomResourceDefinition", "Deployment", "MutatingWebhookConfiguration", "Service",
+        "Service", "ServiceAccount", "ValidatingWebhookConfiguration"]
     (deployment,) = by_kind(docs, "Deployment")
     spec = deployment["spec"]
     assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}
@@ -65,9 +69,11 @@ def test_crd_templates_are_the_generated_crds() -> None:
 def test_options_change_what_is_rendered() -> None:
     docs = render("watchNamespaces={team-a,team-b}", "crds.enabled=false",
                   "metrics.enabled=false", "serviceAccount.create=false",
-                  "serviceAccount.name=shared", "image.tag=dev", "logFormat=plain")
+                  "serviceAccount.name=shared", "image.tag=dev", "logFormat=plain",
+                  "webhook.enabled=false")
     assert not by_kind(docs, "CustomResourceDefinition")
     assert not by_kind(docs, "Service") and not by_kind(docs, "ServiceAccount")
+    assert not by_kind(docs, "ValidatingWebhookConfiguration")
     (deployment,) = by_kind(docs, "Deployment")
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
@@ -81,18 +87,63 @@ def test_options_change_what_is_rendered() -> None:
 
 
 def test_namespaced_mode_grants_namespaced_rights_only_in_the_watched_namespaces() -> None:
-    docs = render("watchNamespaces={team-a,team-b}")
+    docs = render("watchNamespaces={team-a,team-b}", "webhook.enabled=false")
     (cluster_role,) = by_kind(docs, "ClusterRole")
     cluster_wide = {r for rule in cluster_role["rules"] for r in rule["resources"]}
     assert cluster_wide == {"customresourcedefinitions", "namespaces"}
     roles = {r["metadata"]["namespace"]: r for r in by_kind(docs, "Role")}
     bindings = {b["metadata"]["namespace"]: b for b in by_kind(docs, "RoleBinding")}
     assert sorted(roles) == sorted(bindings) == ["team-a", "team-b"]
-    (everywhere,) = by_kind(render(), "ClusterRole")
+    (everywhere,) = by_kind(render("webhook.enabled=false"), "ClusterRole")
     assert roles["team-a"]["rules"] + cluster_role["rules"] == everywhere["rules"][2:] + \
         everywhere["rules"][:2]
     assert bindings["team-b"]["subjects"] == [
         {"kind": "ServiceAccount", "name": "atomic-operator", "namespace": "atomic-system"}]
+
+
+def _env(docs: list[dict[str, Any]]) -> dict[str, str]:
+    (deployment,) = by_kind(docs, "Deployment")
+    return {e["name"]: e["value"] for e in deployment["spec"]["template"]["spec"][
+        "containers"][0]["env"]}
+
+
+def test_webhook_renders_service_configuration_and_rbac() -> None:
+    docs = render("webhook.failurePolicy=Ignore")
+    env = _env(docs)
+    assert env["ATOMIC_OPERATOR_WEBHOOK_ENABLED"] == "true"
+    assert env["ATOMIC_OPERATOR_WEBHOOK_FAILURE_POLICY"] == "Ignore"
+    assert env["ATOMIC_OPERATOR_WEBHOOK_SERVICE"] == "atomic-system/atomic-operator-webhook"
+    assert "ATOMIC_OPERATOR_WEBHOOK_CERT_DIR" not in env  # self-signed by the operator
+    (configuration,) = by_kind(docs, "ValidatingWebhookConfiguration")
+    name = configuration["metadata"]["name"]
+    assert env["ATOMIC_OPERATOR_WEBHOOK_CONFIGURATION"] == name
+    assert "webhooks" not in configuration  # the operator writes them
+    (role,) = by_kind(docs, "ClusterRole")
+    assert {"apiGroups": ["admissionregistration.k8s.io"],
+            "resources": ["validatingwebhookconfigurations", "mutatingwebhookconfigurations"],
+            "resourceNames": [name],
+            "verbs": ["get", "patch"]} in role["rules"]
+    service = next(d for d in by_kind(docs, "Service")
+                   if d["metadata"]["name"] == "atomic-operator-webhook")
+    assert service["spec"]["ports"] == [{"name": "webhook", "port": 443,
+                                         "targetPort": "webhook"}]
+
+
+def test_webhook_with_cert_manager() -> None:
+    docs = render("webhook.certManager.enabled=true")
+    assert _env(docs)["ATOMIC_OPERATOR_WEBHOOK_CERT_DIR"] == "/etc/atomic-operator/webhook-tls"
+    (certificate,) = by_kind(docs, "Certificate")
+    assert certificate["spec"]["secretName"] == "atomic-operator-webhook-tls"
+    assert "atomic-operator-webhook.atomic-system.svc" in certificate["spec"]["dnsNames"]
+    assert certificate["spec"]["issuerRef"] == {"name": "atomic-operator-webhook",
+                                                "kind": "Issuer"}
+    assert by_kind(docs, "Issuer")
+    docs = render("webhook.certManager.enabled=true",
+                  "webhook.certManager.issuerRef.name=corp-ca",
+                  "webhook.certManager.issuerRef.kind=ClusterIssuer")
+    assert not by_kind(docs, "Issuer")
+    (certificate,) = by_kind(docs, "Certificate")
+    assert certificate["spec"]["issuerRef"] == {"name": "corp-ca", "kind": "ClusterIssuer"}
 
 
 @pytest.mark.parametrize(("value", "message"), [
@@ -100,6 +151,7 @@ def test_namespaced_mode_grants_namespaced_rights_only_in_the_watched_namespaces
     ("replicaCount=2", "additional properties 'replicaCount' not allowed"),
     ("metrics.port=70000", "at '/metrics/port'"),
     ("metrics.serviceMonitor.interval=often", "at '/metrics/serviceMonitor/interval'"),
+    ("webhook.failurePolicy=Never", "at '/webhook/failurePolicy': value must be one of"),
 ])  # fmt: skip
 def test_bad_values_are_refused_naming_the_key(value: str, message: str) -> None:
     proc = helm("template", "x", str(CHART), f"--kube-version={KUBE_VERSION}",
@@ -147,7 +199,42 @@ def test_install_gives_the_operator_exactly_what_it_needs(
     cp = empty_cluster
     helm("install", "atomic-operator", str(CHART), "--namespace=atomic-system",
          "--create-namespace", kubeconfig=cp.kubeconfig)
-    reconcile_examples_as_the_chart_account(cp, "demo", tmp_path)
+    cp.kubectl("wait", "--for=condition=Established", "--timeout=30s",
+               "crd/atomicagents.atomicagents.io", "crd/atomicpipelines.atomicagents.io")
+    kubeconfig = service_account_kubeconfig(
+        cp, "atomic-system", "atomic-operator", tmp_path / "sa-kubeconfig")
+    configuration = "atomic-operator.atomic-system.atomicagents.io"
+    # the operator runs here as a process with the chart's ServiceAccount token; its
+    # webhook is reached by URL (no Service routing without kube-proxy) but manages the
+    # chart's ValidatingWebhookConfiguration with the chart's RBAC
+    webhook = {"ATOMIC_OPERATOR_WEBHOOK_ENABLED": "true",
+               "ATOMIC_OPERATOR_WEBHOOK_LISTEN": "127.0.0.1",
+               "ATOMIC_OPERATOR_WEBHOOK_HOST": "127.0.0.1",
+               "ATOMIC_OPERATOR_WEBHOOK_PORT": str(free_port()),
+               "ATOMIC_OPERATOR_WEBHOOK_CONFIGURATION": configuration}
+    bad = variant("task-processor", {"spec": {"model": {"mode": "anthropic_tools"}}})
+    with running_operator(kubeconfig, tmp_path / "operator.log", env=webhook
+                          ) as operator:
+        cp.kubectl("create", "namespace", "demo")
+        refused = eventually(lambda: "denied the request" in (out := cp.kubectl(
+            "-n", "demo", "apply", "--dry-run=server", "-f", "-", input_text=json.dumps(bad),
+            check=False).stderr) and out, timeout=30, what="the webhook answering")
+        assert "spec.model.mode" in refused
+        cp.kubectl("-n", "demo", "apply", *(f"-f={EXAMPLES / name}.yaml" for name in (
+            "openai-credentials", "task-processor", "content-analyzer", "analysis-to-tasks")))
+        waited = cp.kubectl("-n", "demo", "wait", "--for=condition=Ready", "--timeout=60s",
+                            "atomicagent/task-processor", "atomicagent/content-analyzer",
+                            check=False)
+        checked = cp.kubectl("-n", "demo", "wait", "--for=condition=SchemasCompatible",
+                             "--timeout=30s", "atomicpipeline/analysis-to-tasks", check=False)
+        logs = operator.logs()
+    assert waited.returncode == 0, waited.stderr + logs[-4000:]
+    assert checked.returncode == 0, checked.stderr + logs[-4000:]
+    assert "forbidden" not in logs.lower(), logs[-4000:]
+    # stopped cleanly, the operator leaves no webhook behind to block writes
+    webhooks = cp.kubectl("get", "validatingwebhookconfiguration", configuration, "-o",
+                          "jsonpath={.webhooks}").stdout
+    assert webhooks in ("", "[]"), webhooks
     kinds = cp.kubectl("-n", "demo", "get", "deployment,configmap,service", "-o", "name").stdout
     assert "deployment.apps/task-processor" in kinds
     # content-analyzer asks for 2 replicas: set through the Deployment's scale subresource

@@ -97,4 +97,7 @@ matchNames:
 {{- else }}
 any: true
 {{- end }}
+{{/* The ValidatingWebhookConfiguration the operator keeps current (cluster-scoped). */}}
+{{- define "atomic-operator.webhookConfiguration" -}}
+{{- printf "%s.%s.atomicagents.io" (include "atomic-operator.fullname" .) .Release.Namespace }}
 {{- end }}

@@ -165,6 +165,39 @@ class Monitoring(ValuesModel):
     """Dashboard: in-flight, queue, latency, tokens, provider errors, replicas vs desired."""
 
 
+class CertManager(ValuesModel):
+    """The webhook's serving certificate from cert-manager instead of the operator."""
+
+    enabled: bool = False
+    """Request a Certificate from cert-manager (its CRDs must be installed) and serve the
+    webhook with it; the operator re-reads it when cert-manager renews it. Off: the
+    operator makes a self-signed CA and certificate at every start."""
+
+    issuer_ref: dict[str, str] = {}
+    """The issuer to use, e.g. {name: my-ca, kind: ClusterIssuer}. Empty: the chart creates
+    a self-signed Issuer in the release namespace."""
+
+
+class Webhook(ValuesModel):
+    """The validating admission webhook: refuses at apply what needs code to check
+    (JSON Schema validity, mode versus provider, references between pipeline steps)."""
+
+    enabled: bool = True
+    """Serve the webhook. Off: the same problems are still reported in each resource's
+    status and events, only after it is stored."""
+
+    failure_policy: Literal["Fail", "Ignore"] = "Fail"
+    """What the API server does when the webhook cannot be reached: Fail refuses the
+    write, Ignore admits it unchecked. The operator removes its webhooks when it stops
+    cleanly, so Fail blocks writes only while a crashed operator restarts."""
+
+    port: int = Field(default=9443, ge=1, le=65535)
+    """Container port of the webhook's HTTPS server (the Service listens on 443)."""
+
+    cert_manager: CertManager = CertManager()
+    """Certificates from cert-manager."""
+
+
 class Values(ValuesModel):
     """Values of the atomic-operator chart."""
 
@@ -206,6 +239,10 @@ class Values(ValuesModel):
 
     monitoring: Monitoring = Monitoring()
     """Monitoring of the agents: PodMonitor, alert rules, Grafana dashboard."""
+
+
+    webhook: Webhook = Webhook()
+    """The validating admission webhook."""
 
     resources: dict[str, dict[str, str]] = {
         "requests": {"cpu": "100m", "memory": "256Mi"},

@@ -18,6 +18,7 @@ from atomic_operator.k8s.kinds import (
     CONFIG_MAP,
     DEPLOYMENT,
     HPA,
+    NAMESPACE,
     SCALED_OBJECT,
     ChildKind,
     optional_children,
@@ -126,6 +127,13 @@ def external_scaled_objects(*, namespace: str | None, name: str, spec: kopf.Spec
     return {(namespace, target): ExternalAutoscaler(SCALED_OBJECT.kind, name)} if target else {}
 
 
+@kopf.index(NAMESPACE.group, NAMESPACE.version, NAMESPACE.plural)
+def terminating_namespaces(*, name: str, meta: kopf.Meta, **_: Any) -> dict[str, bool]:
+    """Namespaces being deleted: everything in them goes, so nothing there is restored,
+    re-checked or reported (a Secret deleted before its agents is no MissingSecret)."""
+    return {name: True} if meta.get("deletionTimestamp") else {}
+
+
 @dataclass(frozen=True)
 class Indexes:
     """Every index above, as kopf passes them to handlers (by function name or id)."""
@@ -135,6 +143,7 @@ class Indexes:
     optional: tuple[kopf.Index[Any, Any], ...]
     external: tuple[kopf.Index[Any, Any], ...]
     agents_by_config_map: kopf.Index[Any, Any]
+    terminating: kopf.Index[Any, Any]
 
     @classmethod
     def from_kwargs(cls, kwargs: Mapping[str, Any]) -> Indexes:
@@ -144,7 +153,11 @@ class Indexes:
             optional=tuple(kwargs[_optional_index_id(c)] for c in optional_children(AGENT)),
             external=(kwargs["external_hpas"], kwargs["external_scaled_objects"]),
             agents_by_config_map=kwargs["agents_by_config_map"],
+            terminating=kwargs["terminating_namespaces"],
         )
+
+    def namespace_terminating(self, namespace: str | None) -> bool:
+        return bool(namespace) and namespace in self.terminating
 
     def optional_children(self, namespace: str, name: str) -> frozenset[str]:
         """Kinds of the optional children (HPA, PDB) the agent has now."""
