@@ -97,6 +97,8 @@ matchNames:
 {{- else }}
 any: true
 {{- end }}
+{{- end }}
+
 {{/* The ValidatingWebhookConfiguration the operator keeps current (cluster-scoped). */}}
 {{- define "atomic-operator.webhookConfiguration" -}}
 {{- printf "%s.%s.atomicagents.io" (include "atomic-operator.fullname" .) .Release.Namespace }}
