@@ -64,10 +64,10 @@ def test_the_checks_are_strict(schemas: Path) -> None:
     """A misspelt field, a wrong type and an unknown CRD field each fail kubeconform."""
     manifests = template()
     bad = [
-        manifests.replace("strategy:\n    type: Recreate", "strategy:\n    typ: Recreate"),
-        manifests.replace("containerPort: 8081", "containerPort: health-port"),
+        manifests.replace("strategy:\n    type: Recreate", "strategy:\n    typ: Recreate", 1),
+        manifests.replace("containerPort: 8081", "containerPort: health-port", 1),
         manifests.replace("  selector:\n    app.kubernetes.io/name",
-                          "  selektor:\n    app.kubernetes.io/name"),
+                          "  selektor:\n    app.kubernetes.io/name", 1),
     ]
     for text in bad:
         assert text != manifests
