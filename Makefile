@@ -52,10 +52,12 @@ verify: venv ## Fail when generated files differ from what the models produce.
 	    echo "generated files are stale: run 'make generate' and commit the result" >&2; exit 1; fi
 
 .PHONY: lint
-lint: venv ## ruff, mypy --strict and the import layers (import-linter) on the packages and the dev harness.
+lint: venv ## ruff, mypy --strict, import layers; shellcheck on hack/, hadolint on Dockerfiles.
 	$(BIN)/ruff check operator agent_image devtools tests bench
 	$(BIN)/mypy operator/atomic_operator agent_image/atomic_runtime devtools/atomic_devcluster
 	$(BIN)/lint-imports
+	$(BIN)/shellcheck hack/*.sh hack/find-python
+	$(BIN)/hadolint Dockerfile agent_image/Dockerfile
 
 .PHONY: test
 test: venv binaries ## Run every test: unit, runtime, and against the real control plane.

@@ -29,26 +29,57 @@ def merge_conditions(previous: Iterable[Mapping[str, Any]], new: Iterable[Cond],
                      drop: Iterable[str] = ()) -> list[dict[str, Any]]:
     """New conditions in place of old ones of the same type; lastTransitionTime moves only
     when status changes. Types not in `new` are kept as they were, except those in `drop`
-    (a condition that no longer applies, e.g. ScalingActive once nobody autoscales)."""
-    gone = set(drop)
+    (a condition that no longer applies, e.g. ScalingActive once nobody autoscales).
+    Reconciling and Stalled are then derived from the result (`kstatus_conditions`)."""
+    gone = set(drop) | set(KSTATUS_TYPES)
+    kept = {c["type"]: c for c in previous if c["type"] in KSTATUS_TYPES}
     by_type = {c["type"]: dict(c) for c in previous if c["type"] not in gone}
     stamp = now or now_iso()
     for cond in new:
-        old = by_type.get(cond.type)
-        changed = old is None or old.get("status") != cond.status
-        entry: dict[str, Any] = {
-            "type": cond.type,
-            "status": cond.status,
-            "reason": cond.reason,
-            "message": cond.message,
-            "lastTransitionTime": stamp if changed or old is None
-            else old.get("lastTransitionTime", stamp),
-        }
-        if generation is not None:
-            entry["observedGeneration"] = generation
-        by_type[cond.type] = entry
+        _merge(by_type, cond, by_type.get(cond.type), stamp, generation)
+    for cond in kstatus_conditions(by_type):
+        _merge(by_type, cond, kept.get(cond.type), stamp, generation)
     order = {"Ready": 0, "Progressing": 1, "Degraded": 2}
     return sorted(by_type.values(), key=lambda c: (order.get(c["type"], 9), c["type"]))
+
+
+def _merge(by_type: dict[str, dict[str, Any]], cond: Cond, old: Mapping[str, Any] | None,
+           stamp: str, generation: int | None) -> None:
+    changed = old is None or old.get("status") != cond.status
+    entry: dict[str, Any] = {
+        "type": cond.type,
+        "status": cond.status,
+        "reason": cond.reason,
+        "message": cond.message,
+        "lastTransitionTime": stamp if changed or old is None
+        else old.get("lastTransitionTime", stamp),
+    }
+    if generation is not None:
+        entry["observedGeneration"] = generation
+    by_type[cond.type] = entry
+
+
+KSTATUS_TYPES = ("Reconciling", "Stalled")
+"""The abnormal-true conditions kstatus (Flux's health checks, cli-utils) reads."""
+
+
+def kstatus_conditions(by_type: Mapping[str, Mapping[str, Any]]) -> list[Cond]:
+    """Stalled while a problem waiting cannot fix holds (Degraded, or a pipeline's schemas
+    not fitting); else Reconciling until Ready. So kstatus calls an object Current exactly
+    when it is Ready, InProgress while it gets there, Failed when it needs a fix."""
+    degraded, compatible = by_type.get("Degraded", {}), by_type.get("SchemasCompatible", {})
+    ready = by_type.get("Ready", {})
+    problem = degraded if degraded.get("status") == "True" else \
+        compatible if compatible.get("status") == "False" else None
+    if problem is not None:
+        reason, message = str(problem.get("reason")), str(problem.get("message", ""))
+        return [Cond("Stalled", "True", reason, message),
+                Cond("Reconciling", "False", reason, "waiting for the spec to be fixed")]
+    stalled = Cond("Stalled", "False", "AsExpected", "")
+    if ready.get("status") == "True":
+        return [stalled, Cond("Reconciling", "False", str(ready.get("reason")), "")]
+    return [stalled, Cond("Reconciling", "True", str(ready.get("reason") or "Reconciling"),
+                          str(ready.get("message", "")))]
 
 
 DEPLOYMENT_READY_REASONS = frozenset({"RollingOut", "Unavailable", "Available", "ScaledToZero"})

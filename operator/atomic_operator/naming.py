@@ -17,6 +17,11 @@ CONFIG_DIR = "/etc/atomic-agent"
 CONFIG_MOUNT = f"{CONFIG_DIR}/config"
 CONTEXT_DIR = f"{CONFIG_DIR}/context"
 API_KEY_ENV = "ATOMIC_AGENT_API_KEY"
+AUTH_TOKEN_ENV = "ATOMIC_AGENT_AUTH_TOKEN"
+"""The bearer token POST /run requires (runtime: agent_image/atomic_runtime)."""
+PIPELINE_RUNNER_LABELS = {"app.kubernetes.io/component": "pipeline",
+                          "app.kubernetes.io/managed-by": MANAGED_BY}
+"""Labels of the pipeline runner pods an agent's NetworkPolicy admits (allowPipelines)."""
 HTTP_PORT = 8080
 METRICS_PORT = 9090
 SERVICE_PORT = 80

@@ -1,8 +1,9 @@
-"""Resolve the Secrets and ConfigMaps an agent references, from in-memory indexes.
+"""Resolve the Secrets and ConfigMaps an agent references, from key digests.
 
-The operator indexes the key digests of Secrets and ConfigMaps as it watches them (never
-their values), so resolving is a pure lookup and costs no API call; the same watch is what
-rolls the pods when a referenced Secret changes.
+Users' ConfigMaps are indexed from the operator's watch; Secrets are never listed or
+watched (their RBAC is `get`): the runner reads the ones an agent names, by name, before
+each reconcile and again every `secretRecheckSeconds`, and keeps only key digests (never
+values). Resolving is then a pure lookup.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from atomic_operator.api import AtomicAgent
 from atomic_operator.api.common import ConfigMapKeyRef, SecretKeyRef
@@ -21,6 +23,14 @@ KeyDigests = Mapping[str, str]
 
 ObjectIndex = Mapping[tuple[str, str], KeyDigests]
 """(namespace, name) → key digests."""
+
+
+def secret_names(spec: Mapping[str, Any]) -> set[str]:
+    """The Secrets an agent's spec (as stored, camelCase) names."""
+    names = {((spec.get("model") or {}).get("apiKeySecretRef") or {}).get("name")}
+    names |= {(p.get("secretKeyRef") or {}).get("name") for p in spec.get("contextProviders") or []}
+    names.add(((spec.get("access") or {}).get("bearerTokenSecretRef") or {}).get("name"))
+    return {n for n in names if n}
 
 
 def key_digests(data: Mapping[str, str] | None) -> dict[str, str]:
@@ -58,6 +68,10 @@ def resolve_references(agent: AtomicAgent, namespace: str, secrets: ObjectIndex,
     if agent.spec.model.api_key_secret_ref is not None:
         problems.append(_lookup(secrets, namespace, agent.spec.model.api_key_secret_ref,
                                 "Secret", "spec.model.apiKeySecretRef", found))
+    token = agent.spec.access.bearer_token_secret_ref if agent.spec.access else None
+    if token is not None:
+        problems.append(_lookup(secrets, namespace, token, "Secret",
+                                "spec.access.bearerTokenSecretRef", found))
     for i, provider in enumerate(agent.spec.context_providers):
         where = f"spec.contextProviders[{i}]"
         if provider.secret_key_ref is not None:

@@ -17,7 +17,7 @@ from typing import Any
 
 import kopf
 
-from atomic_operator.k8s import ApiError, KubeClient, gone_with_namespace
+from atomic_operator.k8s import ApiError, KubeClient, gone_with_namespace, resource_path
 from atomic_operator.metrics import (
     CHILDREN_APPLIED,
     CHILDREN_DELETED,
@@ -32,7 +32,7 @@ from atomic_operator.reconcile.agent import (
     reconcile_agent,
 )
 from atomic_operator.reconcile.status_writer import Event, StatusWriter
-from atomic_operator.references import ObjectIndex
+from atomic_operator.references import ObjectIndex, key_digests, secret_names
 from atomic_operator.replicas import ExternalAutoscaler
 from atomic_operator.settings import OperatorSettings
 
@@ -54,6 +54,7 @@ class AgentReconciler:
     settings: OperatorSettings
     writer: StatusWriter
     _locks: dict[Key, asyncio.Lock] = field(default_factory=dict)
+    _secrets_used: dict[Key, dict[Key, dict[str, str]]] = field(default_factory=dict)
     _failures: dict[Key, int] = field(default_factory=dict)
     _other_locks: dict[tuple[str, str, str], asyncio.Lock] = field(default_factory=dict)
 
@@ -78,6 +79,7 @@ class AgentReconciler:
         meta = body["metadata"]
         self.writer.forget(body)
         self._locks.pop((meta["namespace"], meta["name"]), None)
+        self._secrets_used.pop((meta["namespace"], meta["name"]), None)
         self._failures.pop((meta["namespace"], meta["name"]), None)
 
     def _backoff(self, key: Key) -> float:
@@ -91,13 +93,40 @@ class AgentReconciler:
         return AgentEnv(self.client, self.settings, self.writer, secrets, config_maps,
                         existing_optional, external)
 
+    async def read_secrets(self, body: Mapping[str, Any]) -> dict[Key, dict[str, str]]:
+        """Key digests of the Secrets the agent names, read by name now; absent ones are
+        left out (the reconcile reports them). Values are digested at once, never kept."""
+        namespace = body["metadata"]["namespace"]
+        found: dict[Key, dict[str, str]] = {}
+        for name in sorted(secret_names(body.get("spec") or {})):
+            try:
+                secret = await self.client.get(resource_path("v1", "Secret", namespace, name))
+            except ApiError as err:
+                if err.status == 404:
+                    continue
+                raise kopf.TemporaryError(f"API error: {err}", delay=2) from err
+            found[(namespace, name)] = key_digests(secret.get("data"))
+        return found
+
+    async def secrets_changed(self, body: Mapping[str, Any]) -> bool:
+        """Whether the agent's Secrets differ from those its last reconcile used."""
+        meta = body["metadata"]
+        key = (meta["namespace"], meta["name"])
+        used = self._secrets_used.get(key)
+        if used is None:
+            return False  # not reconciled by this process yet: its own reconcile reads them
+        return await self.read_secrets(body) != used
+
     async def reconcile(self, body: Mapping[str, Any], *, trigger: str,
-                        secrets: ObjectIndex, config_maps: ObjectIndex,
-                        existing_optional: frozenset[str],
+                        config_maps: ObjectIndex, existing_optional: frozenset[str],
                         external: tuple[ExternalAutoscaler, ...] = (),
                         logger: logging.Logger | Any) -> AgentOutcome:
+        meta = body["metadata"]
+        secrets = await self.read_secrets(body)
         env = self._env(secrets, config_maps, existing_optional, external)
-        return await self._run(body, trigger, lambda: reconcile_agent(env, body), logger)
+        outcome = await self._run(body, trigger, lambda: reconcile_agent(env, body), logger)
+        self._secrets_used[(meta["namespace"], meta["name"])] = secrets
+        return outcome
 
     async def follow(self, body: Mapping[str, Any], deployment: Mapping[str, Any], *,
                      external: tuple[ExternalAutoscaler, ...] = (),

@@ -29,10 +29,17 @@ class OperatorSettings:
     cluster_domain: str = "cluster.local"
     """DNS suffix used in the endpoint written to status."""
 
+    secret_recheck_seconds: float = 30.0
+    """How often each agent's referenced Secrets are read again by name, so that a rotated
+    (or newly created) Secret rolls (or heals) the agent. Secrets are never listed or
+    watched: the operator's RBAC on them is `get`."""
+
     @classmethod
     def from_env(cls) -> OperatorSettings:
         return cls(
             runtime_image=os.environ.get("ATOMIC_OPERATOR_RUNTIME_IMAGE", DEFAULT_RUNTIME_IMAGE),
             metrics_port=int(os.environ.get("ATOMIC_OPERATOR_METRICS_PORT", "8090")),
             cluster_domain=os.environ.get("ATOMIC_OPERATOR_CLUSTER_DOMAIN", "cluster.local"),
+            secret_recheck_seconds=float(
+                os.environ.get("ATOMIC_OPERATOR_SECRET_RECHECK_SECONDS", "30")),
         )

@@ -83,6 +83,9 @@ def operator(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFacto
     read their /metrics) as a real operator reaches pods over the cluster network.
     """
     log = tmp_path_factory.mktemp("operator") / "operator.log"
-    with running_operator(control_plane.kubeconfig, log, env=control_plane.proxy_env()) as proc:
+    # Secrets are re-read by name every second here (30 s by default), so rotation tests
+    # see the roll at once
+    env = {**control_plane.proxy_env(), "ATOMIC_OPERATOR_SECRET_RECHECK_SECONDS": "1"}
+    with running_operator(control_plane.kubeconfig, log, env=env) as proc:
         yield proc
     assert "Traceback" not in proc.logs(), proc.logs()[-5000:]

@@ -4,6 +4,7 @@ RBAC alone is enough for the operator to reconcile an agent to Ready."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,33 +16,18 @@ import yaml
 from atomic_devcluster import ControlPlane, ensure_binaries
 from atomic_devcluster.cluster import free_port
 from atomic_devcluster.operator_process import running_operator
+from tests.support.chart import (
+    CHART,
+    KUBE_VERSION,
+    by_kind,
+    helm,
+    render,
+    service_account_kubeconfig,
+)
 from tests.support.kube import eventually
 from tests.support.manifests import EXAMPLES, variant
 
-CHART = Path(__file__).resolve().parents[2] / "charts" / "atomic-operator"
 CRDS = CHART.parents[1] / "crds"
-KUBE_VERSION = "1.36.3"  # a source-built helm assumes v1.20 unless told
-
-
-def helm(*args: str, kubeconfig: Path | None = None, check: bool = True
-         ) -> subprocess.CompletedProcess[str]:
-    cmd = [str(ensure_binaries().helm), *args]
-    if kubeconfig is not None:
-        cmd.append(f"--kubeconfig={kubeconfig}")
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
-def render(*sets: str) -> list[dict[str, Any]]:
-    args = ["template", "atomic-operator", str(CHART), "--namespace=atomic-system",
-            f"--kube-version={KUBE_VERSION}", *(f"--set={s}" for s in sets)]
-    return [d for d in yaml.safe_load_all(helm(*args).stdout) if d]
-
-
-def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
-    return [d for d in docs if d["kind"] == kind]
 
 
 def test_lint_is_clean() -> None:
@@ -98,6 +84,21 @@ def test_options_change_what_is_rendered() -> None:
     assert pod["serviceAccountName"] == "shared"
     (binding,) = by_kind(docs, "ClusterRoleBinding")
     assert binding["subjects"][0]["name"] == "shared"
+
+
+def test_namespaced_mode_grants_namespaced_rights_only_in_the_watched_namespaces() -> None:
+    docs = render("watchNamespaces={team-a,team-b}", "webhook.enabled=false")
+    (cluster_role,) = by_kind(docs, "ClusterRole")
+    cluster_wide = {r for rule in cluster_role["rules"] for r in rule["resources"]}
+    assert cluster_wide == {"customresourcedefinitions", "namespaces"}
+    roles = {r["metadata"]["namespace"]: r for r in by_kind(docs, "Role")}
+    bindings = {b["metadata"]["namespace"]: b for b in by_kind(docs, "RoleBinding")}
+    assert sorted(roles) == sorted(bindings) == ["team-a", "team-b"]
+    (everywhere,) = by_kind(render("webhook.enabled=false"), "ClusterRole")
+    assert roles["team-a"]["rules"] + cluster_role["rules"] == everywhere["rules"][2:] + \
+        everywhere["rules"][:2]
+    assert bindings["team-b"]["subjects"] == [
+        {"kind": "ServiceAccount", "name": "atomic-operator", "namespace": "atomic-system"}]
 
 
 def _env(docs: list[dict[str, Any]]) -> dict[str, str]:
@@ -167,12 +168,29 @@ def empty_cluster() -> Iterator[ControlPlane]:
         yield cp
 
 
-def service_account_kubeconfig(cp: ControlPlane, namespace: str, name: str, out: Path) -> Path:
-    token = cp.kubectl("-n", namespace, "create", "token", name, "--duration=1h").stdout.strip()
-    config = json.loads(cp.kubeconfig.read_text())
-    config["users"] = [{"name": "admin", "user": {"token": token}}]
-    out.write_text(json.dumps(config))
-    return out
+def reconcile_examples_as_the_chart_account(cp: ControlPlane, namespace: str, workdir: Path,
+                                            *operator_args: str) -> Path:
+    """Run the operator with only the chart's ServiceAccount token, apply the examples in
+    `namespace`, and fail unless they reconcile with no request forbidden; return the
+    ServiceAccount's kubeconfig."""
+    cp.kubectl("wait", "--for=condition=Established", "--timeout=30s",
+               "crd/atomicagents.atomicagents.io", "crd/atomicpipelines.atomicagents.io")
+    kubeconfig = service_account_kubeconfig(
+        cp, "atomic-system", "atomic-operator", workdir / "sa-kubeconfig")
+    with running_operator(kubeconfig, workdir / "operator.log", *operator_args) as operator:
+        cp.kubectl("create", "namespace", namespace, check=False)
+        cp.kubectl("-n", namespace, "apply", *(f"-f={EXAMPLES / name}.yaml" for name in (
+            "openai-credentials", "task-processor", "content-analyzer", "analysis-to-tasks")))
+        waited = cp.kubectl("-n", namespace, "wait", "--for=condition=Ready", "--timeout=60s",
+                            "atomicagent/task-processor", "atomicagent/content-analyzer",
+                            check=False)
+        checked = cp.kubectl("-n", namespace, "wait", "--for=condition=SchemasCompatible",
+                             "--timeout=30s", "atomicpipeline/analysis-to-tasks", check=False)
+        logs = operator.logs()
+    assert waited.returncode == 0, waited.stderr + logs[-4000:]
+    assert checked.returncode == 0, checked.stderr + logs[-4000:]
+    assert "forbidden" not in logs.lower(), logs[-4000:]
+    return kubeconfig
 
 
 def test_install_gives_the_operator_exactly_what_it_needs(
@@ -228,3 +246,79 @@ def test_install_gives_the_operator_exactly_what_it_needs(
     left = cp.kubectl("get", "atomicagent", "-n", "demo", "-o", "name").stdout.split()
     assert sorted(left) == ["atomicagent.atomicagents.io/content-analyzer",
                             "atomicagent.atomicagents.io/task-processor"]
+
+
+def as_account(cp: ControlPlane, kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """kubectl with the ServiceAccount's token: real requests, answered by real RBAC."""
+    return subprocess.run([str(ensure_binaries().kubectl), f"--kubeconfig={kubeconfig}", *args],
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_namespaced_install_works_there_and_is_forbidden_elsewhere(
+    empty_cluster: ControlPlane, tmp_path: Path
+) -> None:
+    cp = empty_cluster
+    cp.kubectl("create", "namespace", "team-a")
+    cp.kubectl("create", "namespace", "unwatched")
+    cp.kubectl("-n", "unwatched", "create", "secret", "generic", "payroll",
+               "--from-literal=token=not-for-the-operator")
+    helm("install", "atomic-operator", str(CHART), "--namespace=atomic-system",
+         "--create-namespace", "--set=watchNamespaces={team-a}", kubeconfig=cp.kubeconfig)
+    try:
+        kubeconfig = reconcile_examples_as_the_chart_account(
+            cp, "team-a", tmp_path, "--namespace=team-a")
+        for request in (["-n", "unwatched", "get", "secret", "payroll"],
+                        ["-n", "unwatched", "get", "secrets"],
+                        ["-n", "unwatched", "get", "configmaps"],
+                        ["-n", "unwatched", "create", "deployment", "x", "--image=x"],
+                        ["get", "secrets", "--all-namespaces"],
+                        # Secrets are read by name only, even where the operator works
+                        ["-n", "team-a", "get", "secrets"],
+                        ["-n", "team-a", "get", "secrets", "--watch-only",
+                         "--request-timeout=5s"],
+                        ["-n", "team-a", "delete", "namespace", "team-a"]):
+            denied = as_account(cp, kubeconfig, *request)
+            assert denied.returncode != 0, request
+            assert "forbidden" in denied.stderr, (request, denied.stderr)
+        allowed = as_account(cp, kubeconfig, "-n", "team-a", "get", "deployments", "-o", "name")
+        assert "deployment.apps/task-processor" in allowed.stdout, allowed.stderr
+        named = as_account(cp, kubeconfig, "-n", "team-a", "get", "secret/openai-credentials",
+                           "-o", "name")
+        assert named.stdout.strip() == "secret/openai-credentials", named.stderr
+    finally:
+        helm("uninstall", "atomic-operator", "--namespace=atomic-system",
+             kubeconfig=cp.kubeconfig)
+
+
+def test_upgrade_updates_the_crds(empty_cluster: ControlPlane, tmp_path: Path) -> None:
+    """Helm never upgrades a chart's crds/ folder; ours are templates, so it does."""
+    cp = empty_cluster
+    helm("upgrade", "--install", "atomic-operator", str(CHART), "--namespace=atomic-system",
+         "--create-namespace", kubeconfig=cp.kubeconfig)
+    changed = tmp_path / "atomic-operator"
+    shutil.copytree(CHART, changed)
+    crd_template = changed / "templates" / "crd-atomicagents.atomicagents.io.yaml"
+    text = crd_template.read_text()
+    anchor = "        required:\n        - spec\n        properties:\n"  # openAPIV3Schema's
+    assert text.count(anchor) == 1
+    crd_template.write_text(text.replace(anchor, anchor + (
+        "          upgradeProbe:\n"
+        "            type: string\n"
+        "            description: added by test_upgrade_updates_the_crds\n")))
+    field = ("jsonpath={.spec.versions[0].schema.openAPIV3Schema.properties.upgradeProbe"
+             ".description}")
+    before = cp.kubectl("get", "crd", "atomicagents.atomicagents.io", "-o", field).stdout
+    assert before == ""
+    try:
+        helm("upgrade", "atomic-operator", str(changed), "--namespace=atomic-system",
+             kubeconfig=cp.kubeconfig)
+        after = cp.kubectl("get", "crd", "atomicagents.atomicagents.io", "-o", field).stdout
+        assert after == "added by test_upgrade_updates_the_crds"
+        history = helm("history", "atomic-operator", "--namespace=atomic-system",
+                       "--output=json", kubeconfig=cp.kubeconfig).stdout
+        assert [r["status"] for r in json.loads(history)][-1] == "deployed"
+    finally:
+        helm("upgrade", "atomic-operator", str(CHART), "--namespace=atomic-system",
+             kubeconfig=cp.kubeconfig)
+        helm("uninstall", "atomic-operator", "--namespace=atomic-system",
+             kubeconfig=cp.kubeconfig)

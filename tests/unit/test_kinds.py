@@ -19,7 +19,8 @@ def _kinds(patch: dict[str, object]) -> list[tuple[str, str]]:
 
 
 def test_every_rendered_child_is_a_registered_child_kind() -> None:
-    everything = _kinds({"spec": {"autoscaling": {"mode": "hpa", "minReplicas": 2}}})
+    everything = _kinds({"spec": {"autoscaling": {"mode": "hpa", "minReplicas": 2},
+                                  "access": {"networkPolicy": {"enabled": True}}}})
     registered = [(c.kind.api_version, c.kind.kind) for c in children_of(AGENT)]
     assert sorted(everything) == sorted(registered)
     least = _kinds({"spec": {"autoscaling": {"mode": "none"}, "replicas": 1}})

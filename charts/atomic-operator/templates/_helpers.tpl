@@ -42,6 +42,63 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- default (printf "ghcr.io/atomic-agents/atomic-runtime:%s" .Chart.AppVersion) .Values.runtimeImage }}
 {{- end }}
 
+{{/* RBAC for what has no namespace: kopf discovers the CRDs and the namespaces it may watch. */}}
+{{- define "atomic-operator.clusterRules" -}}
+- apiGroups: [apiextensions.k8s.io]
+  resources: [customresourcedefinitions]
+  verbs: [get, list, watch]
+- apiGroups: [""]
+  resources: [namespaces]
+  verbs: [get, list, watch]
+{{- end }}
+
+{{/* RBAC in each watched namespace (or cluster-wide when every namespace is watched). */}}
+{{- define "atomic-operator.namespacedRules" -}}
+- apiGroups: [atomicagents.io]
+  resources: [atomicagents, atomicpipelines]
+  verbs: [get, list, watch, patch]
+- apiGroups: [atomicagents.io]
+  resources: [atomicagents/status, atomicpipelines/status]
+  verbs: [get, patch]
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [apps]
+  resources: [deployments/scale]
+  verbs: [get, patch, update]
+- apiGroups: [""]
+  resources: [configmaps, services]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [autoscaling]
+  resources: [horizontalpodautoscalers]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [policy]
+  resources: [poddisruptionbudgets]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [keda.sh]
+  resources: [scaledobjects]
+  verbs: [list, watch]
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get]
+- apiGroups: ["", events.k8s.io]
+  resources: [events]
+  verbs: [create, patch]
+{{- end }}
+
+{{/* Where the agents live: the watched namespaces, or all of them. */}}
+{{- define "atomic-operator.agentNamespaceSelector" -}}
+{{- if .Values.watchNamespaces }}
+matchNames:
+  {{- toYaml .Values.watchNamespaces | nindent 2 }}
+{{- else }}
+any: true
+{{- end }}
+{{- end }}
+
 {{/* The ValidatingWebhookConfiguration the operator keeps current (cluster-scoped). */}}
 {{- define "atomic-operator.webhookConfiguration" -}}
 {{- printf "%s.%s.atomicagents.io" (include "atomic-operator.fullname" .) .Release.Namespace }}

@@ -310,6 +310,61 @@ class PodOverrides(ApiModel):
     """ServiceAccount the pods run as; the namespace's default when unset."""
 
 
+class LabelSelector(ApiModel):
+    """Objects whose labels include all of these."""
+
+    match_labels: dict[str, str] = Field(default_factory=dict)
+    """Label key → value; an empty map selects everything."""
+
+
+class NetworkPeer(ApiModel):
+    """Pods allowed to connect, as in a NetworkPolicy: podSelector alone means pods of the
+    agent's namespace, namespaceSelector alone every pod of those namespaces, both the
+    selected pods of the selected namespaces."""
+
+    model_config = validations(
+        cel("has(self.podSelector) || has(self.namespaceSelector)",
+            "a peer needs podSelector, namespaceSelector or both"),
+    )
+
+    pod_selector: LabelSelector | None = None
+    """Pods by label."""
+
+    namespace_selector: LabelSelector | None = None
+    """Namespaces by label (kubernetes.io/metadata.name names one)."""
+
+
+class NetworkPolicySpec(ApiModel):
+    """An optional NetworkPolicy on the agent's pods: only the listed clients may reach the
+    HTTP API. Enforced by the cluster's network plugin, where it implements NetworkPolicy."""
+
+    enabled: bool = False
+    """Render the NetworkPolicy (removed again when turned off)."""
+
+    allow_from: Annotated[list[NetworkPeer], Field(max_length=32)] = Field(
+        default_factory=list)
+    """Clients of POST /run (port http). Empty: none but the pipeline runners below."""
+
+    allow_pipelines: bool = True
+    """Also admit the pipeline runner pods of the agent's namespace (labels
+    app.kubernetes.io/component=pipeline, app.kubernetes.io/managed-by=atomic-operator)."""
+
+    metrics_from: Annotated[list[NetworkPeer] | None, Field(max_length=32)] = None
+    """Who may scrape the metrics port. Unset: anyone (metrics cost no tokens)."""
+
+
+class Access(ApiModel):
+    """Who may call the agent."""
+
+    network_policy: NetworkPolicySpec | None = None
+    """Admit only selected clients at the network level."""
+
+    bearer_token_secret_ref: SecretKeyRef | None = None
+    """A Secret key holding a token (16 characters or more) that POST /run requires as
+    `Authorization: Bearer <token>`; /healthz, /readyz and /metrics stay open. It reaches
+    the pod as ATOMIC_AGENT_AUTH_TOKEN; rotating it rolls the pods."""
+
+
 class AtomicAgentSpec(ApiModel):
     """The desired state of an AtomicAgent."""
 
@@ -369,6 +424,10 @@ class AtomicAgentSpec(ApiModel):
 
     pod: PodOverrides = Field(default_factory=PodOverrides)
     """Pod settings passed through to the Deployment."""
+
+    access: Access | None = None
+    """Closing the agent: a NetworkPolicy and a bearer token for POST /run (both off
+    unless set)."""
 
 
 class AtomicAgentStatus(CommonStatus):

@@ -5,7 +5,8 @@
 - `values.schema.json`: the JSON Schema Helm validates values against (refs inlined, so any
   Helm version's validator reads it);
 - `templates/crd-<name>.yaml`: the CRDs of crds/, wrapped in `crds.enabled` and `crds.keep`.
-  CRDs live in templates/ rather than Helm's crds/ folder, which Helm never upgrades.
+  CRDs live in templates/ rather than Helm's crds/ folder, which Helm never upgrades;
+- `dashboards/atomic-agents.json`: the agents' Grafana dashboard (chart/dashboard.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
+from atomic_operator.chart.dashboard import render_dashboard
 from atomic_operator.chart.values import Values
 from atomic_operator.crdgen.crd import CRD_KINDS, render_crd
 
@@ -117,6 +119,7 @@ def render_chart_files() -> dict[str, str]:
     files = {
         "values.yaml": render_values_yaml(),
         "values.schema.json": render_values_schema(),
+        "dashboards/atomic-agents.json": render_dashboard(),
     }
     for kind in CRD_KINDS:
         files[f"templates/crd-{kind.name}.yaml"] = render_crd_template(

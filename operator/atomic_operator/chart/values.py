@@ -73,8 +73,11 @@ class Rbac(ValuesModel):
     """Permissions of the operator."""
 
     create: bool = True
-    """Create the ClusterRole and ClusterRoleBinding the operator needs (see
-    docs/operations.md for the list and why each rule is there)."""
+    """Create the operator's RBAC (docs/operations.md lists each rule and why). With
+    watchNamespaces empty: one ClusterRole and ClusterRoleBinding. With watchNamespaces set:
+    a Role and RoleBinding in each watched namespace for everything namespaced (agents,
+    their children, Secrets, ConfigMaps, events), and a ClusterRole only for what has no
+    namespace (reading CRDs and namespace names)."""
 
 
 class ServiceMonitor(ValuesModel):
@@ -101,6 +104,65 @@ class Metrics(ValuesModel):
 
     service_monitor: ServiceMonitor = ServiceMonitor()
     """Scrape configuration for the prometheus-operator."""
+
+
+class PodMonitor(ValuesModel):
+    """A prometheus-operator PodMonitor for every agent and pipeline runner pod the operator
+    creates (selected by the labels app.kubernetes.io/managed-by=atomic-operator and
+    app.kubernetes.io/component in agent, pipeline; scraped on their `metrics` port)."""
+
+    enabled: bool = False
+    """Create it. Needs the monitoring.coreos.com CRDs in the cluster."""
+
+    interval: str = Field(default="15s", pattern=r"^[0-9]+(ms|s|m|h)$")
+    """Scrape interval. The autoscaler's signals (in-flight, queued) change quickly."""
+
+    labels: dict[str, str] = {}
+    """Extra labels, for the Prometheus that selects PodMonitors by label."""
+
+
+class PrometheusRule(ValuesModel):
+    """A prometheus-operator PrometheusRule with alerts on the agents' metrics."""
+
+    enabled: bool = False
+    """Create it. Needs the monitoring.coreos.com CRDs in the cluster."""
+
+    labels: dict[str, str] = {}
+    """Extra labels, for the Prometheus that selects rules by label."""
+
+    saturation_ratio: float = Field(default=0.9, gt=0, le=10)
+    """AtomicAgentSaturated fires when in-flight plus queued requests stay above this share
+    of the agent's maxInFlight for 10 minutes."""
+
+    for_duration: str = Field(default="5m", pattern=r"^[0-9]+(s|m|h)$")
+    """How long AtomicAgentNotReady and AtomicAgentAutoscalerAtMax must hold before
+    firing."""
+
+
+class GrafanaDashboard(ValuesModel):
+    """The agents' Grafana dashboard as a ConfigMap, for Grafana's dashboard sidecar."""
+
+    enabled: bool = False
+    """Create the ConfigMap."""
+
+    labels: dict[str, str] = {"grafana_dashboard": "1"}
+    """Labels the Grafana sidecar looks for (its default is grafana_dashboard: "1")."""
+
+    annotations: dict[str, str] = {}
+    """Annotations on the ConfigMap (for example the sidecar's target folder)."""
+
+
+class Monitoring(ValuesModel):
+    """Monitoring of the agents (the operator's own metrics are under `metrics`)."""
+
+    pod_monitor: PodMonitor = PodMonitor()
+    """Scraping of agent and pipeline runner pods."""
+
+    prometheus_rule: PrometheusRule = PrometheusRule()
+    """Alerts: agent not Ready, provider rate limits, saturation, autoscaler at maximum."""
+
+    grafana_dashboard: GrafanaDashboard = GrafanaDashboard()
+    """Dashboard: in-flight, queue, latency, tokens, provider errors, replicas vs desired."""
 
 
 class CertManager(ValuesModel):
@@ -158,6 +220,11 @@ class Values(ValuesModel):
     cluster_domain: str = "cluster.local"
     """DNS suffix of the cluster, used in the endpoint written to each agent's status."""
 
+    secret_recheck_seconds: float = Field(default=30, ge=1, le=3600)
+    """How often each agent's referenced Secrets are read again by name: a rotated Secret
+    rolls the agent's pods within this time. The operator never lists or watches Secrets
+    (its RBAC on them is `get`)."""
+
     crds: Crds = Crds()
     """The CustomResourceDefinitions."""
 
@@ -169,6 +236,10 @@ class Values(ValuesModel):
 
     metrics: Metrics = Metrics()
     """The operator's own metrics."""
+
+    monitoring: Monitoring = Monitoring()
+    """Monitoring of the agents: PodMonitor, alert rules, Grafana dashboard."""
+
 
     webhook: Webhook = Webhook()
     """The validating admission webhook."""

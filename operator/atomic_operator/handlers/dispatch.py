@@ -22,7 +22,7 @@ async def reconcile_body(body: Mapping[str, Any], trigger: str, memo: Any,
         logger.debug("namespace %s is being deleted: not reconciling (%s)", namespace, trigger)
         return None
     return await reconciler.reconcile(
-        body, trigger=trigger, secrets=indexes.secrets, config_maps=indexes.config_maps,
+        body, trigger=trigger, config_maps=indexes.config_maps,
         existing_optional=indexes.optional_children(namespace, name),
         external=indexes.external_autoscalers(namespace, name), logger=logger)
 

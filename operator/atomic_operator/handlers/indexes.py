@@ -20,7 +20,6 @@ from atomic_operator.k8s.kinds import (
     HPA,
     NAMESPACE,
     SCALED_OBJECT,
-    SECRET,
     ChildKind,
     optional_children,
     owner_label,
@@ -51,13 +50,6 @@ class IndexView(Mapping[Any, Any]):
         return len(self._index)
 
 
-@kopf.index(SECRET.group, SECRET.version, SECRET.plural)
-def secret_digests(*, namespace: str | None, name: str, body: kopf.Body, **_: Any
-                   ) -> dict[tuple[str | None, str], dict[str, str]]:
-    """Digests of every Secret's keys: never the values."""
-    return {(namespace, name): key_digests(body.get("data"))}
-
-
 @kopf.index(CONFIG_MAP.group, CONFIG_MAP.version, CONFIG_MAP.plural, labels=UNMANAGED)
 def config_map_digests(*, namespace: str | None, name: str, body: kopf.Body, **_: Any
                        ) -> dict[tuple[str | None, str], dict[str, str]]:
@@ -71,19 +63,6 @@ def agents(*, namespace: str | None, name: str, body: kopf.Body, **_: Any
            ) -> dict[tuple[str | None, str], dict[str, Any]]:
     """The latest body of every agent, for reconciles triggered by other objects' events."""
     return {(namespace, name): copy.deepcopy(dict(body))}
-
-
-def _secret_names(spec: Mapping[str, Any]) -> set[str]:
-    names = {(spec.get("model") or {}).get("apiKeySecretRef", {}).get("name")}
-    names |= {(p.get("secretKeyRef") or {}).get("name") for p in spec.get("contextProviders") or []}
-    return {n for n in names if n}
-
-
-@kopf.index(ATOMIC_AGENT.group, ATOMIC_AGENT.version, ATOMIC_AGENT.plural)
-def agents_by_secret(*, namespace: str | None, name: str, spec: kopf.Spec, **_: Any
-                     ) -> dict[tuple[str | None, str], str]:
-    """(namespace, Secret) → agents that reference it, to roll them when it changes."""
-    return {(namespace, secret): name for secret in _secret_names(spec)}
 
 
 @kopf.index(ATOMIC_AGENT.group, ATOMIC_AGENT.version, ATOMIC_AGENT.plural)
@@ -160,11 +139,9 @@ class Indexes:
     """Every index above, as kopf passes them to handlers (by function name or id)."""
 
     agents: IndexView
-    secrets: IndexView
     config_maps: IndexView
     optional: tuple[kopf.Index[Any, Any], ...]
     external: tuple[kopf.Index[Any, Any], ...]
-    agents_by_secret: kopf.Index[Any, Any]
     agents_by_config_map: kopf.Index[Any, Any]
     terminating: kopf.Index[Any, Any]
 
@@ -172,11 +149,9 @@ class Indexes:
     def from_kwargs(cls, kwargs: Mapping[str, Any]) -> Indexes:
         return cls(
             agents=IndexView(kwargs["agents"]),
-            secrets=IndexView(kwargs["secret_digests"]),
             config_maps=IndexView(kwargs["config_map_digests"]),
             optional=tuple(kwargs[_optional_index_id(c)] for c in optional_children(AGENT)),
             external=(kwargs["external_hpas"], kwargs["external_scaled_objects"]),
-            agents_by_secret=kwargs["agents_by_secret"],
             agents_by_config_map=kwargs["agents_by_config_map"],
             terminating=kwargs["terminating_namespaces"],
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -10,7 +12,8 @@ import kopf
 from atomic_operator import GROUP
 from atomic_operator.bookkeeping import DigestDiffBaseStorage
 from atomic_operator.handlers.types import Logger
-from atomic_operator.k8s.login import client_for
+from atomic_operator.k8s import KubeClient
+from atomic_operator.k8s.credentials import Credentials, CredentialsError
 from atomic_operator.metrics import serve
 from atomic_operator.runner import AgentReconciler
 from atomic_operator.settings import OperatorSettings
@@ -18,12 +21,31 @@ from atomic_operator.webhook.server import webhook_endpoint
 from atomic_operator.webhook.settings import WebhookSettings
 
 
-def _login(settings: kopf.OperatorSettings) -> kopf.ConnectionInfo:
-    info = (kopf.login_with_service_account(settings=settings)
-            or kopf.login_with_kubeconfig(settings=settings))
-    if info is None:
-        raise kopf.PermanentError("no credentials: neither in-cluster nor a kubeconfig")
-    return info
+def _credentials(memo: Any) -> Credentials:
+    """One Credentials per process, made by whichever of login or startup runs first."""
+    if memo.get("credentials") is None:
+        try:
+            memo.credentials = Credentials()
+        except CredentialsError as err:
+            raise kopf.PermanentError(str(err)) from err
+    credentials: Credentials = memo.credentials
+    return credentials
+
+
+@kopf.on.login()
+def login(*, memo: Any, logger: Logger, **_: Any) -> kopf.ConnectionInfo:
+    """kopf's own client logs in here: first at start, again whenever the API server
+    refuses its token (then the token is loaded afresh: a rotated file, a new exec run)."""
+    credentials = _credentials(memo)
+    if memo.get("logged_in"):
+        now = credentials.reload()
+        logger.info("credentials reloaded after the API server refused them")
+    else:
+        now = credentials.current()
+        memo.logged_in = True
+    return kopf.ConnectionInfo(
+        server=now.server, ca_path=now.ca_path, insecure=now.insecure, token=now.token,
+        certificate_path=now.cert_path, private_key_path=now.key_path)
 
 
 @kopf.on.startup()
@@ -50,8 +72,13 @@ async def startup(*, settings: kopf.OperatorSettings, memo: Any, logger: Logger,
     settings.posting.level = logging.WARNING
     settings.execution.max_workers = 4
 
-    client = client_for(_login(settings))
+    credentials = _credentials(memo)
+    now = credentials.current()
+    cert = (now.cert_path, now.key_path) if now.cert_path and now.key_path else None
+    client = KubeClient.connect(now.server, ca_path=now.ca_path, insecure=now.insecure,
+                                client_cert=cert, tokens=credentials)
     memo.reconciler = AgentReconciler.create(client, ours)
+    memo.background_tasks = {}  # loops handlers start (handlers/references.py)
     serve(ours.metrics_port)
     logger.info("atomic-operator started: runtime image %s, metrics on :%s, webhook %s",
                 ours.runtime_image, ours.metrics_port,
@@ -60,6 +87,11 @@ async def startup(*, settings: kopf.OperatorSettings, memo: Any, logger: Logger,
 
 @kopf.on.cleanup()
 async def cleanup(*, memo: Any, **_: Any) -> None:
+    tasks: dict[str, asyncio.Task[None]] = memo.get("background_tasks") or {}
+    for task in tasks.values():  # before the client they use is closed
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     reconciler: AgentReconciler | None = memo.get("reconciler")
     if reconciler is not None:
         await reconciler.client.close()

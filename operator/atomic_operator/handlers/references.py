@@ -1,14 +1,27 @@
-"""Secrets and ConfigMaps that agents reference: a change rolls or heals the agents."""
+"""Secrets and ConfigMaps that agents reference: a change rolls or heals the agents.
+
+ConfigMaps are watched (the operator lists them anyway, for its own children). Secrets are
+read by name at each reconcile and again every `secretRecheckSeconds` in one loop, so the
+operator never lists or caches a namespace's Secrets and its RBAC on them is `get`.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 import kopf
 
-from atomic_operator.handlers.dispatch import reconcile_named
+from atomic_operator.handlers.dispatch import reconcile_body, reconcile_named
 from atomic_operator.handlers.indexes import UNMANAGED, Indexes
 from atomic_operator.handlers.types import Logger
+from atomic_operator.k8s import ApiError
+from atomic_operator.k8s.kinds import ATOMIC_AGENT
+from atomic_operator.runner import AgentReconciler
+from atomic_operator.settings import OperatorSettings
+
+log = logging.getLogger(__name__)
 
 
 async def _reconcile_referrers(referrers: kopf.Index[Any, Any], namespace: str | None,
@@ -20,13 +33,40 @@ async def _reconcile_referrers(referrers: kopf.Index[Any, Any], namespace: str |
         await reconcile_named(namespace, agent, trigger, memo, indexes, logger)
 
 
-@kopf.on.event("v1", "secrets", when=lambda type, **_: type is not None)
-async def secret_event(*, namespace: str | None, name: str, memo: Any, logger: Logger,
-                       **kwargs: Any) -> None:
-    """A referenced Secret appeared, changed or vanished: the config hash follows it."""
-    indexes = Indexes.from_kwargs(kwargs)
-    await _reconcile_referrers(indexes.agents_by_secret, namespace, name, "secret-changed",
-                               memo, logger, indexes)
+@kopf.on.event(ATOMIC_AGENT.group, ATOMIC_AGENT.version, ATOMIC_AGENT.plural)
+async def start_secret_recheck(*, memo: Any, **kwargs: Any) -> None:
+    """Start the one re-read loop with the first agent event (inside kopf's handler
+    context, which posting events needs). One loop, not a kopf timer per agent: kopf puts a
+    finalizer on every object with a timer, and agents must stay deletable without the
+    operator."""
+    tasks: dict[str, asyncio.Task[None]] | None = memo.get("background_tasks")
+    # kopf hands each object a shallow copy of the memo: the dict made at start-up is shared
+    if tasks is not None and "secret-recheck" not in tasks:
+        interval = OperatorSettings.from_env().secret_recheck_seconds
+        tasks["secret-recheck"] = asyncio.create_task(
+            _recheck_forever(memo, Indexes.from_kwargs(kwargs), interval))
+
+
+async def _recheck_forever(memo: Any, indexes: Indexes, interval: float) -> None:
+    """Secrets are read by name, never watched: a referenced Secret that was rotated,
+    created or deleted since an agent's last reconcile rolls, heals or flags the agent."""
+    while True:
+        await asyncio.sleep(interval)
+        reconciler: AgentReconciler | None = memo.get("reconciler")
+        if reconciler is None:
+            continue
+        for key in list(indexes.agents):
+            body = indexes.agents.get(key)
+            if body is None or body["metadata"].get("deletionTimestamp"):
+                continue
+            try:
+                if await reconciler.secrets_changed(body):
+                    log.info("a Secret of %s/%s changed: reconciling", *key)
+                    await reconcile_body(body, "secret-changed", memo, indexes, log)
+            except (kopf.TemporaryError, ApiError) as err:
+                log.warning("re-reading the Secrets of %s/%s failed: %s", *key, err)
+            except Exception:  # the loop outlives any one agent's failure
+                log.exception("re-checking the Secrets of %s/%s failed", *key)
 
 
 @kopf.on.event("v1", "configmaps", labels=UNMANAGED, when=lambda type, **_: type is not None)

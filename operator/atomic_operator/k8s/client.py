@@ -65,27 +65,42 @@ def _ssl_context(ca_data: str | bytes | None, ca_path: str | None,
     return context
 
 
+class BearerSource(Protocol):
+    """Where the bearer token comes from when it can change under a running client."""
+
+    def bearer(self) -> str | None:
+        """The token to send now (cheap: called on every request)."""
+
+    async def refresh(self) -> None:
+        """Load the token afresh: the API server just refused the current one."""
+
+
 class KubeClient:
     """Requests against one API server; every method raises ApiError on failure."""
 
-    def __init__(self, server: str, session: aiohttp.ClientSession) -> None:
+    def __init__(self, server: str, session: aiohttp.ClientSession,
+                 tokens: BearerSource | None = None) -> None:
         self.server = server.rstrip("/")
         self.session = session
+        self.tokens = tokens
 
     @classmethod
     def connect(cls, server: str, *, token: str | None = None, ca_data: str | bytes | None = None,
                 ca_path: str | None = None, insecure: bool | None = None,
-                client_cert: tuple[str, str] | None = None, limit: int = 100) -> KubeClient:
+                client_cert: tuple[str, str] | None = None, limit: int = 100,
+                tokens: BearerSource | None = None) -> KubeClient:
+        """`token` is fixed for the client's life; `tokens` is asked on every request and
+        refreshed once after a 401 (a rotated service-account token, an exec plugin's)."""
         ssl_ctx = _ssl_context(ca_data, ca_path, insecure)
         if client_cert and isinstance(ssl_ctx, ssl.SSLContext):
             ssl_ctx.load_cert_chain(*client_cert)
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers = {"Authorization": f"Bearer {token}"} if token and tokens is None else {}
         session = aiohttp.ClientSession(
             headers=headers,
             connector=aiohttp.TCPConnector(ssl=ssl_ctx, limit=limit),
             timeout=aiohttp.ClientTimeout(total=60),
         )
-        return cls(server, session)
+        return cls(server, session, tokens)
 
     async def close(self) -> None:
         await self.session.close()
@@ -95,14 +110,22 @@ class KubeClient:
                        params: dict[str, str] | None = None) -> dict[str, Any]:
         data = None if body is None else json.dumps(body)
         headers = {"Content-Type": content_type} if data is not None else {}
-        async with self.session.request(method, self.server + path, data=data, headers=headers,
-                                        params=params) as resp:
-            text = await resp.text()
-            payload: dict[str, Any] = json.loads(text) if text else {}
-            if resp.status >= 400:
-                raise ApiError(resp.status, str(payload.get("reason", resp.reason)),
-                               str(payload.get("message", text[:500])))
-            return payload
+        for attempt in (1, 2):
+            bearer = self.tokens.bearer() if self.tokens is not None else None
+            if bearer:
+                headers["Authorization"] = f"Bearer {bearer}"
+            async with self.session.request(method, self.server + path, data=data,
+                                            headers=headers, params=params) as resp:
+                text = await resp.text()
+                if resp.status == 401 and self.tokens is not None and attempt == 1:
+                    await self.tokens.refresh()
+                    continue
+                payload: dict[str, Any] = json.loads(text) if text else {}
+                if resp.status >= 400:
+                    raise ApiError(resp.status, str(payload.get("reason", resp.reason)),
+                                   str(payload.get("message", text[:500])))
+                return payload
+        raise AssertionError("unreachable: the second attempt returns or raises")
 
     async def apply(self, obj: dict[str, Any], field_manager: str, *,
                     dry_run: bool = False) -> dict[str, Any]:
@@ -112,6 +135,9 @@ class KubeClient:
             params["dryRun"] = "All"
         return await self._request("PATCH", object_path(obj), body=obj, params=params,
                                    content_type="application/apply-patch+yaml")
+
+    async def get(self, path: str) -> dict[str, Any]:
+        return await self._request("GET", path)
 
     async def merge_patch(self, path: str, patch: dict[str, Any], field_manager: str
                           ) -> dict[str, Any]:

@@ -45,14 +45,15 @@ SERVICE = Kind("v1", "Service", "services")
 DEPLOYMENT = Kind("apps/v1", "Deployment", "deployments")
 HPA = Kind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers")
 PDB = Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets")
+NETWORK_POLICY = Kind("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies")
 SCALED_OBJECT = Kind("keda.sh/v1alpha1", "ScaledObject", "scaledobjects")
 """KEDA's; served only where KEDA is installed (the operator never requires it)."""
 ATOMIC_AGENT = Kind(API_VERSION, "AtomicAgent", "atomicagents")
 ATOMIC_PIPELINE = Kind(API_VERSION, "AtomicPipeline", "atomicpipelines")
 
 KINDS: dict[str, Kind] = {k.kind: k for k in (
-    CONFIG_MAP, SECRET, SERVICE, DEPLOYMENT, HPA, PDB, SCALED_OBJECT, ATOMIC_AGENT,
-    ATOMIC_PIPELINE)}
+    CONFIG_MAP, SECRET, SERVICE, DEPLOYMENT, HPA, PDB, NETWORK_POLICY, SCALED_OBJECT,
+    ATOMIC_AGENT, ATOMIC_PIPELINE)}
 """By kind name, for URL paths."""
 
 
@@ -73,6 +74,7 @@ CHILDREN: tuple[ChildKind, ...] = (
     ChildKind(SERVICE, AGENT),
     ChildKind(HPA, AGENT, optional=True),
     ChildKind(PDB, AGENT, optional=True),
+    ChildKind(NETWORK_POLICY, AGENT, optional=True),
 )
 """Every child kind of every owner kind."""
 

@@ -12,15 +12,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from atomic_operator.api import AtomicAgent
+from atomic_operator.api.agent import NetworkPeer
 from atomic_operator.k8s.kinds import ATOMIC_AGENT, KINDS
 from atomic_operator.naming import (
     API_KEY_ENV,
+    AUTH_TOKEN_ENV,
     CONFIG_HASH_ANNOTATION,
     CONFIG_KEY,
     CONFIG_MOUNT,
     CONTEXT_DIR,
     HTTP_PORT,
     METRICS_PORT,
+    PIPELINE_RUNNER_LABELS,
     SERVICE_PORT,
     agent_labels,
     agent_selector,
@@ -60,6 +63,7 @@ class RenderedAgent:
     service: dict[str, Any]
     hpa: dict[str, Any] | None
     pdb: dict[str, Any] | None
+    network_policy: dict[str, Any] | None = None
 
     @property
     def children(self) -> list[dict[str, Any]]:
@@ -76,7 +80,8 @@ class RenderedAgent:
 
     @property
     def _rest(self) -> list[dict[str, Any]]:
-        return [c for c in (self.service, self.hpa, self.pdb) if c is not None]
+        return [c for c in (self.service, self.hpa, self.pdb, self.network_policy)
+                if c is not None]
 
 
 def config_hash(stored: str, secret_digest: str) -> str:
@@ -100,9 +105,38 @@ def _env(agent: AtomicAgent) -> list[dict[str, Any]]:
     if ref is not None:
         env.append({"name": API_KEY_ENV,
                     "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}})
+    token = agent.spec.access.bearer_token_secret_ref if agent.spec.access else None
+    if token is not None:
+        env.append({"name": AUTH_TOKEN_ENV,
+                    "valueFrom": {"secretKeyRef": {"name": token.name, "key": token.key}}})
     for var in agent.spec.pod.env:
         env.append(var.model_dump(by_alias=True, exclude_none=True))
     return env
+
+
+def _peers(peers: list[NetworkPeer]) -> list[dict[str, Any]]:
+    return [peer.model_dump(by_alias=True, exclude_none=True) for peer in peers]
+
+
+def _network_policy(agent: AtomicAgent) -> dict[str, Any] | None:
+    """The ingress rules of the agent's NetworkPolicy, or None when it has none."""
+    policy = agent.spec.access.network_policy if agent.spec.access else None
+    if policy is None or not policy.enabled:
+        return None
+    api_from = _peers(policy.allow_from)
+    if policy.allow_pipelines:
+        api_from.append({"podSelector": {"matchLabels": PIPELINE_RUNNER_LABELS}})
+    metrics_from = None if policy.metrics_from is None else _peers(policy.metrics_from)
+    # A rule whose `from` is empty admits every source, so a port nobody may reach gets
+    # no rule at all; metricsFrom unset is the one rule without `from` (anyone scrapes).
+    rules: list[dict[str, Any]] = []
+    if api_from:
+        rules.append({"ports": [{"port": "http", "protocol": "TCP"}], "from": api_from})
+    if metrics_from is None:
+        rules.append({"ports": [{"port": "metrics", "protocol": "TCP"}]})
+    elif metrics_from:
+        rules.append({"ports": [{"port": "metrics", "protocol": "TCP"}], "from": metrics_from})
+    return {"ingress": rules}
 
 
 def _context_sources(agent: AtomicAgent) -> list[dict[str, str]]:
@@ -157,6 +191,7 @@ def render_agent(agent: AtomicAgent, who: AgentIdentity, settings: OperatorSetti
         "metrics_port": METRICS_PORT,
         "service_port": SERVICE_PORT,
         "autoscaling": spec.autoscaling,
+        "network_policy": _network_policy(agent),
     }
     wants_pdb = max(spec.replicas, spec.autoscaling.min_replicas
                     if spec.autoscaling.mode != "none" else 0) > 1
@@ -168,4 +203,6 @@ def render_agent(agent: AtomicAgent, who: AgentIdentity, settings: OperatorSetti
         service=render_template("service.yaml.j2", **context),
         hpa=render_template("hpa.yaml.j2", **context) if spec.autoscaling.mode == "hpa" else None,
         pdb=render_template("pdb.yaml.j2", **context) if wants_pdb else None,
+        network_policy=render_template("networkpolicy.yaml.j2", **context)
+        if context["network_policy"] else None,
     )
