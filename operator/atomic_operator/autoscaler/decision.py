@@ -83,7 +83,9 @@ class PodSample:
     rejected_rate: float = 0.0
     """The pod's own 429s (over maxInFlight + queueSize): demand it could not hold."""
     mean_latency: float | None = None
+    """Seconds a request holds a concurrency slot (the mean model call)."""
     p90_latency: float | None = None
+    """Of the whole request as the client sees it, queue wait included."""
     upstream_error_rate: float = 0.0
     """Provider 429s and 5xx."""
     error_rate: float = 0.0
