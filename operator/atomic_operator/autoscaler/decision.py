@@ -272,7 +272,11 @@ def decide(policy: Policy, state: State, obs: Observation) -> tuple[Recommendati
     errors = _window(state.errors, (now, sum(p.upstream_error_rate for p in fresh),
                                     sum(p.error_rate for p in fresh)),
                      now, policy.error_window_seconds)
-    fast_demand = min(d for t, d in demand if now - t <= policy.fast_window_seconds)
+    # samples inside the fast window, its far edge excluded: 4 s at 2 s ticks is 2 samples;
+    # a lone sample (the first after a start) is not a level held, so it scales nothing up
+    held = [d for t, d in demand if now - t < policy.fast_window_seconds - 1e-6]
+    fast_demand = min(held)
+    level_held = len(held) >= min(2, int(policy.fast_window_seconds / policy.interval_seconds))
     stable_demand = sum(d for _, d in demand) / len(demand)
     inputs = replace(inputs, fast_demand=fast_demand, stable_demand=stable_demand)
     fast_need = _need(fast_demand, inputs.queued, inputs.mean_latency, policy)
@@ -289,10 +293,12 @@ def decide(policy: Policy, state: State, obs: Observation) -> tuple[Recommendati
 
     capacity = current * policy.target_per_replica
     up_need, path = 0, ""
-    if fast_demand > capacity * (1 + policy.fast_tolerance) and fast_need > current:
+    if (level_held and fast_demand > capacity * (1 + policy.fast_tolerance)
+            and fast_need > current):
         up_need, path = fast_need, f"held {policy.fast_window_seconds:g} s"
-    if (stable_demand > capacity * (1 + policy.tolerance) and fast_demand > capacity
-            and stable_need > up_need):
+    averaged = now - demand[0][0] >= policy.averaging_seconds / 2  # a mean, not a sample
+    if (level_held and averaged and stable_demand > capacity * (1 + policy.tolerance)
+            and fast_demand > capacity and stable_need > up_need):
         up_need, path = stable_need, f"mean of {policy.averaging_seconds:g} s"
     if up_need > current:
         if upstream_share is not None and upstream_share > policy.upstream_error_share:
