@@ -122,8 +122,9 @@ class Autoscaling(ApiModel):
     """none: spec.replicas is kept as written. custom: the operator's autoscaler scales on
     in-flight requests and latency. hpa: a HorizontalPodAutoscaler on CPU owns the count."""
 
-    min_replicas: Annotated[int, Field(ge=0, le=1000)] = 1
-    """Fewest replicas the autoscaler keeps (0 allows scale to zero in custom mode)."""
+    min_replicas: Annotated[int, Field(ge=1, le=1000)] = 1
+    """Fewest replicas the autoscaler keeps, at least 1 in every mode: scale to zero is not
+    supported, because nothing holds a request while an agent at zero wakes up."""
 
     max_replicas: Annotated[int, Field(ge=1, le=1000)] = 10
     """Most replicas the autoscaler may create."""
