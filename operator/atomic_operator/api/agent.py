@@ -119,8 +119,10 @@ class Autoscaling(ApiModel):
     )
 
     mode: AutoscalingMode = "none"
-    """none: spec.replicas is kept as written. custom: the operator's autoscaler scales on
-    in-flight requests and latency. hpa: a HorizontalPodAutoscaler on CPU owns the count."""
+    """none: spec.replicas is kept as written (an HPA or KEDA may target the agent's scale
+    subresource). custom: the operator's autoscaler scales on in-flight and queued requests,
+    with latency and CPU as guards. hpa: a HorizontalPodAutoscaler owns the count, on CPU,
+    and on memory and in-flight requests when their targets are set."""
 
     min_replicas: Annotated[int, Field(ge=1, le=1000)] = 1
     """Fewest replicas the autoscaler keeps, at least 1 in every mode: scale to zero is not
@@ -131,17 +133,27 @@ class Autoscaling(ApiModel):
 
     target_in_flight_per_replica: Annotated[float | None, Field(gt=0, le=10_000)] = None
     """Custom mode: wanted in-flight plus queued requests per replica; defaults to 80% of
-    concurrency.maxInFlight."""
+    concurrency.maxInFlight. Hpa mode: when set, the HPA also gets a Pods metric
+    agent_inflight_requests with this average value, which needs a metrics adapter (such as
+    prometheus-adapter) serving it through custom.metrics.k8s.io; unset, the HPA uses no
+    custom metric."""
 
     target_response_time_seconds: Annotated[float | None, Field(gt=0, le=3600)] = None
-    """Custom mode: scale out when the p90 request time exceeds this."""
+    """Custom mode: a guard, not a driver: while the p90 request time is above it, replicas
+    are not removed. Latency alone never adds replicas (slowness with spare capacity is the
+    provider's)."""
 
     target_cpu_utilization_percentage: Annotated[int, Field(
         ge=1, le=100, alias="targetCPUUtilizationPercentage")] = 80
     """Hpa mode: average CPU utilization, in percent of requests, to aim for."""
 
+    target_memory_utilization_percentage: Annotated[int | None, Field(ge=1, le=100)] = None
+    """Hpa mode: when set, the HPA also aims for this average memory utilization, in
+    percent of requests (the pods need a memory request)."""
+
     scale_down_stabilization_seconds: Annotated[int, Field(ge=0, le=3600)] = 300
-    """How long load must stay low before replicas are removed."""
+    """How long load must stay low before replicas are removed (custom and hpa modes): the
+    count never drops below the highest need seen within this window."""
 
 
 class Concurrency(ApiModel):
