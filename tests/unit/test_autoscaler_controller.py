@@ -1,0 +1,55 @@
+"""The autoscaler's knobs come from the agent's spec; its own writes outrank a lagging cache."""
+
+from __future__ import annotations
+
+from atomic_operator.api import AtomicAgent
+from atomic_operator.autoscaler.controller import (
+    WRITE_MEMORY_SECONDS,
+    AgentScaler,
+    cpu_cores,
+    policy_for,
+)
+from atomic_operator.autoscaler.decision import State
+from tests.support.manifests import variant
+
+
+def spec(**autoscaling: object) -> AtomicAgent:
+    return AtomicAgent.model_validate(variant("task-processor", {"spec": {
+        "autoscaling": {"mode": "custom", "targetInFlightPerReplica": None, **autoscaling},
+        "concurrency": {"maxInFlight": 10}}}))
+
+
+def test_policy_from_spec_with_defaults() -> None:
+    policy = policy_for(spec().spec)
+    assert policy.target_per_replica == 8.0  # 80 % of maxInFlight
+    assert policy.stable_window_seconds == 300
+    custom = policy_for(spec(minReplicas=2, maxReplicas=7, targetInFlightPerReplica=3,
+                             targetResponseTimeSeconds=4,
+                             scaleDownStabilizationSeconds=20).spec)
+    assert (custom.min_replicas, custom.max_replicas) == (2, 7)
+    assert custom.target_per_replica == 3
+    assert custom.target_response_time_seconds == 4
+    assert custom.stable_window_seconds == 20
+    assert custom.averaging_seconds == 20  # never longer than the stable window
+
+
+def test_cpu_request_in_cores() -> None:
+    def with_cpu(cpu: str | None) -> float:
+        resources = {"requests": {"cpu": cpu}} if cpu else None  # merge patch: removed
+        return cpu_cores(AtomicAgent.model_validate(variant("task-processor", {"spec": {
+            "resources": resources}})).spec)
+
+    assert with_cpu("250m") == 0.25
+    assert with_cpu("2") == 2.0
+    assert with_cpu(None) == 1.0
+
+
+def test_our_write_outranks_the_cache_for_a_while() -> None:
+    now = [100.0]
+    scaler = AgentScaler(scraper=None, state=State(started_at=0),  # type: ignore[arg-type]
+                         clock=lambda: now[0])
+    assert scaler.current(3) == 3
+    scaler.wrote(8)
+    assert scaler.current(3) == 8
+    now[0] += WRITE_MEMORY_SECONDS + 1
+    assert scaler.current(3) == 3
