@@ -293,3 +293,16 @@ def test_the_first_sample_after_a_start_scales_nothing_up() -> None:
     first = loop.tick(TARGET * 2.5)  # a lone high sample
     assert not first.changes
     assert loop.tick(TARGET * 2.5).desired_replicas == 3  # held over the fast window
+
+
+def test_inputs_fit_the_status_model_field_for_field() -> None:
+    from atomic_operator.api.agent import AutoscalingInputs
+
+    pod = sample("p0", 0, 3.0, request_rate=2.0, mean_latency=1.5, p90_latency=2.0,
+                 upstream_error_rate=1.0, error_rate=2.0, cpu_utilization=0.5)
+    rec, _ = decide(POLICY, State(started_at=-300), Observation(0, 1, (pod,)))
+    assert rec.inputs is not None
+    wire = rec.inputs.as_status()
+    model = AutoscalingInputs.model_validate(wire)
+    assert model.model_dump(by_alias=True, exclude_none=True) == wire
+    assert set(wire) == {f.alias for f in AutoscalingInputs.model_fields.values()}

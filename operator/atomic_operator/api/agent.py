@@ -260,8 +260,76 @@ class AtomicAgentSpec(ApiModel):
     """Pod settings passed through to the Deployment."""
 
 
+class AutoscalingInputs(ApiModel):
+    """The figures the custom autoscaler decided from, summed over the Ready pods."""
+
+    demand: float
+    """Requests in flight plus queued, plus the pods' own 429s times the service time."""
+
+    fast_demand: float
+    """The lowest demand of the fast window (a level held for a few seconds)."""
+
+    stable_demand: float
+    """The mean demand of the averaging window (60 s, or the stable window if shorter)."""
+
+    in_flight: float
+    """Requests holding a concurrency slot."""
+
+    queued: float
+    """Requests waiting for a slot."""
+
+    rejected_per_second: float
+    """The pods' own 429s (over maxInFlight + queueSize)."""
+
+    requests_per_second: float
+    """Answered requests."""
+
+    target_per_replica: float
+    """In-flight plus queued requests one replica should carry."""
+
+    pods_reporting: int
+    """Ready pods with a fresh sample."""
+
+    pods_missing: int
+    """Ready pods whose last sample is older than three intervals, or that never answered."""
+
+    mean_latency_seconds: float | None = None
+    """Mean model-call time: how long a request holds a slot."""
+
+    p90_latency_seconds: float | None = None
+    """p90 of the whole request, queue wait included (the latency guard)."""
+
+    upstream_error_share: float | None = None
+    """Share of errors that are the provider's 429/5xx (above one half, scale-up freezes)."""
+
+    cpu_utilization: float | None = None
+    """CPU of the pods as a share of their request (the CPU guard)."""
+
+
+class AutoscalingStatus(ApiModel):
+    """The custom autoscaler's last decision that changed something, and why."""
+
+    reason: str
+    """ScaleUp, ScaleDown, WithinTarget, StabilizingScaleDown, ScaleDownRateLimited,
+    RestartHold, MetricsMissing, WaitingForPods, UpstreamSaturated, LatencyAboveTarget,
+    CPUAboveGuard, AtMaximum, BelowMinimum or AboveMaximum."""
+
+    message: str
+    """The decision in words, with the figures."""
+
+    inputs: AutoscalingInputs | None = None
+    """The figures, when there were any."""
+
+    last_scale_time: str | None = None
+    """When the autoscaler last changed the replica count (RFC 3339)."""
+
+
 class AtomicAgentStatus(CommonStatus):
     """The observed state of an AtomicAgent."""
+
+    autoscaling: AutoscalingStatus | None = None
+    """Custom mode: the autoscaler's last decision that changed the count or its reason
+    (the figures of steady ticks are not written, so a steady agent costs no API writes)."""
 
     selector: str | None = None
     """Label selector of the agent's pods, for the scale subresource."""
