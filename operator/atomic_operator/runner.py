@@ -17,8 +17,12 @@ from typing import Any
 
 import kopf
 
+from atomic_operator.api import AtomicAgent
+from atomic_operator.autoscaler.controller import Autoscalers, scale_event
+from atomic_operator.autoscaler.scrape import Target
 from atomic_operator.k8s import ApiError, KubeClient
 from atomic_operator.metrics import (
+    AUTOSCALER_DECISIONS,
     CHILDREN_APPLIED,
     CHILDREN_DELETED,
     ERRORS,
@@ -52,11 +56,14 @@ class AgentReconciler:
     client: KubeClient
     settings: OperatorSettings
     writer: StatusWriter
+    autoscalers: Autoscalers | None = None
+    """The custom autoscalers (custom mode); None in tests that do not need them."""
     _locks: dict[Key, asyncio.Lock] = field(default_factory=dict)
 
     @classmethod
-    def create(cls, client: KubeClient, settings: OperatorSettings) -> AgentReconciler:
-        return cls(client, settings, StatusWriter(client, kopf_event))
+    def create(cls, client: KubeClient, settings: OperatorSettings,
+               autoscalers: Autoscalers | None = None) -> AgentReconciler:
+        return cls(client, settings, StatusWriter(client, kopf_event), autoscalers)
 
     def _lock(self, key: Key) -> asyncio.Lock:
         return self._locks.setdefault(key, asyncio.Lock())
@@ -65,28 +72,67 @@ class AgentReconciler:
         meta = body["metadata"]
         self.writer.forget(body)
         self._locks.pop((meta["namespace"], meta["name"]), None)
+        if self.autoscalers is not None:
+            self.autoscalers.drop((meta["namespace"], meta["name"]))
 
     def _env(self, secrets: ObjectIndex, config_maps: ObjectIndex,
-             existing_optional: frozenset[str], external: tuple[ExternalAutoscaler, ...]
-             ) -> AgentEnv:
+             existing_optional: frozenset[str], external: tuple[ExternalAutoscaler, ...],
+             body: Mapping[str, Any]) -> AgentEnv:
+        key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        autoscaler = None
+        if self.autoscalers is not None:
+            mode = ((body.get("spec") or {}).get("autoscaling") or {}).get("mode")
+            if mode != "custom":
+                self.autoscalers.drop(key)  # a later custom mode starts afresh
+            autoscaler = self.autoscalers.observation(key)
         return AgentEnv(self.client, self.settings, self.writer, secrets, config_maps,
-                        existing_optional, external)
+                        existing_optional, external, autoscaler)
 
     async def reconcile(self, body: Mapping[str, Any], *, trigger: str,
                         secrets: ObjectIndex, config_maps: ObjectIndex,
                         existing_optional: frozenset[str],
                         external: tuple[ExternalAutoscaler, ...] = (),
                         logger: logging.Logger | Any) -> AgentOutcome:
-        env = self._env(secrets, config_maps, existing_optional, external)
+        env = self._env(secrets, config_maps, existing_optional, external, body)
         return await self._run(body, trigger, lambda: reconcile_agent(env, body), logger)
 
     async def follow(self, body: Mapping[str, Any], deployment: Mapping[str, Any], *,
                      external: tuple[ExternalAutoscaler, ...] = (),
                      logger: logging.Logger | Any) -> AgentOutcome:
         """Follow a Deployment's state into its agent's status, without re-applying."""
-        env = self._env({}, {}, frozenset(), external)
+        env = self._env({}, {}, frozenset(), external, body)
         return await self._run(body, "deployment-changed",
                                lambda: follow_deployment(env, body, deployment), logger)
+
+    async def autoscale(self, body: Mapping[str, Any], deployment: Mapping[str, Any],
+                        targets: list[Target], *, external: tuple[ExternalAutoscaler, ...] = (),
+                        logger: logging.Logger | Any) -> AgentOutcome | None:
+        """One tick of an agent's custom autoscaler: scrape its Ready pods, decide, and let
+        the replica policy write (through the same path as a Deployment event, under the
+        agent's lock). Nothing is scraped or written while someone else scales it."""
+        if self.autoscalers is None or external:
+            return None
+        try:
+            agent = AtomicAgent.model_validate({"spec": body.get("spec") or {}})
+        except ValueError:
+            return None  # the reconcile reports the spec problem
+        if agent.spec.autoscaling.mode != "custom":
+            return None
+        key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        scaler = self.autoscalers.scaler(key)
+        live = int((deployment.get("spec") or {}).get("replicas") or 0)
+        rec = await scaler.step(agent.spec, live, targets)
+        AUTOSCALER_DECISIONS.labels(rec.reason).inc()
+        scaled = scale_event(rec)
+        env = self._env({}, {}, frozenset(), external, body)
+        event: Event | None = ("Normal", *scaled) if scaled else None
+        outcome = await self._run(body, "autoscaler",
+                                  lambda: follow_deployment(env, body, deployment, event),
+                                  logger)
+        if outcome.replicas_written is not None:
+            scaler.wrote(outcome.replicas_written)
+            logger.info("autoscaler: %s", rec.message)
+        return outcome
 
     async def _run(self, body: Mapping[str, Any], trigger: str,
                    work: Callable[[], Awaitable[AgentOutcome]],

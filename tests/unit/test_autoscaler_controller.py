@@ -10,6 +10,7 @@ from atomic_operator.autoscaler.controller import (
     policy_for,
 )
 from atomic_operator.autoscaler.decision import State
+from atomic_operator.handlers.autoscaler import metrics_targets
 from tests.support.manifests import variant
 
 
@@ -53,3 +54,18 @@ def test_our_write_outranks_the_cache_for_a_while() -> None:
     assert scaler.current(3) == 8
     now[0] += WRITE_MEMORY_SECONDS + 1
     assert scaler.current(3) == 3
+
+
+def test_metrics_targets_are_the_ready_endpoints_metrics_port() -> None:
+    slices = [{"addressType": "IPv4", "ports": [{"name": "http", "port": 8080},
+                                                {"name": "metrics", "port": 9090}],
+               "endpoints": [
+                   {"addresses": ["10.244.0.3"], "conditions": {"ready": True},
+                    "targetRef": {"kind": "Pod", "name": "a-1"}},
+                   {"addresses": ["10.244.0.4"], "conditions": {"ready": False},
+                    "targetRef": {"kind": "Pod", "name": "a-2"}},
+                   {"addresses": ["10.244.0.5"], "targetRef": {"kind": "Pod", "name": "a-0"}}]},
+              {"addressType": "FQDN", "ports": [{"name": "metrics", "port": 9090}],
+               "endpoints": [{"addresses": ["x.example"]}]}]
+    assert [(t.pod, t.url) for t in metrics_targets(slices)] == [
+        ("a-0", "http://10.244.0.5:9090/metrics"), ("a-1", "http://10.244.0.3:9090/metrics")]

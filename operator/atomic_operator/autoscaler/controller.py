@@ -14,15 +14,20 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from atomic_operator.api.agent import AtomicAgentSpec
+from atomic_operator.api.agent import AtomicAgentSpec, AutoscalingInputs, AutoscalingStatus
 from atomic_operator.autoscaler.decision import Observation, Policy, Recommendation, State, decide
 from atomic_operator.autoscaler.scrape import Scraper, Target
+from atomic_operator.conditions import Cond, now_iso
+from atomic_operator.replicas import SCALING_ACTIVE, AutoscalerObservation
 
 INTERVAL_SECONDS = 2.0
 """How often an autoscaled agent is scraped and decided (Knative's tick)."""
 SCRAPE_TIMEOUT_SECONDS = 1.0
 TARGET_UTILIZATION = 0.8
 """targetInFlightPerReplica defaults to this share of concurrency.maxInFlight."""
+EXPLAIN_EVERY_SECONDS = 30.0
+"""A new reason without a new count reaches status at most this often (a count change
+always does at once), so a load hovering at a boundary costs few status writes."""
 WRITE_MEMORY_SECONDS = 10.0
 """How long our own write is trusted over a Deployment count the watch has not caught up
 with, so a lagging cache never makes the rule decide the same step twice."""
@@ -55,6 +60,33 @@ def policy_for(spec: AtomicAgentSpec, interval: float = INTERVAL_SECONDS) -> Pol
                   fast_window_seconds=2 * interval)
 
 
+def scaling_condition(rec: Recommendation) -> Cond:
+    """ScalingActive from a decision, in words that do not change with the figures (the
+    figures go to status.autoscaling), so a steady agent's condition is never rewritten."""
+    if rec.reason == "MetricsMissing" and rec.inputs is None:
+        return Cond(SCALING_ACTIVE, "False", "MetricsMissing",
+                    "no Ready pod answered /metrics within three intervals: holding the "
+                    "count, no scale-down")
+    if rec.reason == "WaitingForPods":
+        return Cond(SCALING_ACTIVE, "False", "WaitingForPods",
+                    "no Ready pod to read metrics from yet: holding the count")
+    if rec.reason == "UpstreamSaturated":
+        return Cond(SCALING_ACTIVE, "True", "UpstreamSaturated",
+                    "most errors are the model provider's 429/5xx: scale-up is frozen, more "
+                    "replicas would only add to the throttling")
+    return Cond(SCALING_ACTIVE, "True", "Autoscaling",
+                "the operator's autoscaler sets the replicas from in-flight and queued "
+                "requests")
+
+
+def scale_event(rec: Recommendation) -> tuple[str, str] | None:
+    """(reason, message) of the Event a decision that changes the count deserves."""
+    if not rec.changes:
+        return None
+    verb = "ScaledUp" if rec.desired_replicas > rec.current_replicas else "ScaledDown"
+    return verb, f"{rec.reason}: {rec.message}"
+
+
 @dataclass
 class AgentScaler:
     """The autoscaler of one agent between ticks."""
@@ -65,6 +97,8 @@ class AgentScaler:
     written: tuple[float, int] | None = None
     """(time, replicas) of the last count this autoscaler wrote."""
     last: Recommendation | None = None
+    explained: AutoscalingStatus | None = None
+    explained_at: float = 0.0
 
     def current(self, live: int) -> int:
         """The Deployment's count, or ours while the cache may not show our write yet."""
@@ -81,7 +115,30 @@ class AgentScaler:
         observation = Observation(self.clock(), self.current(live), samples)
         rec, self.state = decide(policy, self.state, observation)
         self.last = rec
+        self._explain(rec)
         return rec
+
+    def _explain(self, rec: Recommendation) -> None:
+        """Freeze the decision for status when it changes the count, or its reason (at most
+        every EXPLAIN_EVERY_SECONDS): the figures of every tick are not status material."""
+        now = self.clock()
+        old = self.explained
+        if old is not None and not rec.changes and (
+                rec.reason == old.reason or now - self.explained_at < EXPLAIN_EVERY_SECONDS):
+            return
+        inputs = AutoscalingInputs.model_validate(rec.inputs.as_status()) if rec.inputs else None
+        last_scale = now_iso() if rec.changes else (old.last_scale_time if old else None)
+        self.explained = AutoscalingStatus(reason=rec.reason, message=rec.message,
+                                           inputs=inputs, last_scale_time=last_scale)
+        self.explained_at = now
+
+    def observation(self) -> AutoscalerObservation | None:
+        """What the replica policy needs from this autoscaler; None before its first
+        decision."""
+        if self.last is None:
+            return None
+        return AutoscalerObservation(self.last.desired_replicas,
+                                     scaling_condition(self.last), self.explained)
 
     def wrote(self, replicas: int) -> None:
         self.written = (self.clock(), replicas)
@@ -105,9 +162,9 @@ class Autoscalers:
                 State(started_at=self.clock()), self.clock)
         return found
 
-    def recommendation(self, key: Key) -> Recommendation | None:
+    def observation(self, key: Key) -> AutoscalerObservation | None:
         found = self.scalers.get(key)
-        return found.last if found else None
+        return found.observation() if found else None
 
     def drop(self, key: Key) -> None:
         """The agent left custom mode or is gone: its history must not outlive it."""

@@ -17,6 +17,7 @@ import aiohttp
 
 from atomic_operator.autoscaler.decision import PodSample
 from atomic_operator.autoscaler.metrics import Reading, parse, sample
+from atomic_operator.metrics import AUTOSCALER_SCRAPE_FAILURES
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +72,7 @@ class Scraper:
             last = self._last.get(target.pod)
             if result is None:
                 self.failures += 1
+                AUTOSCALER_SCRAPE_FAILURES.inc()
                 samples.append(last.sample if last else PodSample(target.pod, scraped_at=None))
                 continue
             at, reading = result

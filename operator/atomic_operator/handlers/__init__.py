@@ -3,10 +3,12 @@
 from atomic_operator.handlers import (
     atomic_agent,
     atomic_pipeline,
+    autoscaler,
     children,
     indexes,
     lifecycle,
     references,
 )
 
-__all__ = ["atomic_agent", "atomic_pipeline", "children", "indexes", "lifecycle", "references"]
+__all__ = ["atomic_agent", "atomic_pipeline", "autoscaler", "children", "indexes", "lifecycle",
+           "references"]

@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import aiohttp
 import kopf
 
 from atomic_operator import GROUP
+from atomic_operator.autoscaler.controller import Autoscalers
 from atomic_operator.handlers.types import Logger
 from atomic_operator.k8s import KubeClient
 from atomic_operator.metrics import serve
@@ -51,7 +53,11 @@ async def startup(*, settings: kopf.OperatorSettings, memo: Any, logger: Logger,
         info.server, token=info.token, ca_data=info.ca_data,
         ca_path=str(info.ca_path) if info.ca_path else None, insecure=info.insecure,
         client_cert=cert)
-    memo.reconciler = AgentReconciler.create(client, ours)
+    # one pooled session for every scrape of every autoscaled agent; HTTP(S)_PROXY and
+    # NO_PROXY are honoured (add the pod CIDR to NO_PROXY where a proxy is set)
+    scrapes = aiohttp.ClientSession(
+        trust_env=True, connector=aiohttp.TCPConnector(limit=256, limit_per_host=4))
+    memo.reconciler = AgentReconciler.create(client, ours, Autoscalers(scrapes))
     serve(ours.metrics_port)
     logger.info("atomic-operator started: runtime image %s, metrics on :%s",
                 ours.runtime_image, ours.metrics_port)
@@ -62,3 +68,5 @@ async def cleanup(*, memo: Any, **_: Any) -> None:
     reconciler: AgentReconciler | None = memo.get("reconciler")
     if reconciler is not None:
         await reconciler.client.close()
+        if reconciler.autoscalers is not None:
+            await reconciler.autoscalers.session.close()
