@@ -91,4 +91,4 @@ def _register_external(kind: Kind, default_kind: str | None) -> None:
 
 
 _register_external(HPA, None)
-_register_external(SCALED_OBJECT, "Deployment")
+_register_external(SCALED_OBJECT, DEPLOYMENT.kind)  # KEDA defaults to a Deployment

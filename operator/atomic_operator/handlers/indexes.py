@@ -122,8 +122,8 @@ def not_ours(labels: kopf.Labels, **_: Any) -> bool:
 def deployment_target(spec: Mapping[str, Any], default_kind: str | None = None) -> str | None:
     """The Deployment a scaleTargetRef points at (its name), or None for anything else."""
     ref = spec.get("scaleTargetRef") or {}
-    group = str(ref.get("apiVersion") or "apps/v1").partition("/")[0]
-    if (ref.get("kind") or default_kind) != "Deployment" or group != "apps":
+    group = str(ref.get("apiVersion") or DEPLOYMENT.api_version).rpartition("/")[0]
+    if (ref.get("kind") or default_kind) != DEPLOYMENT.kind or group != DEPLOYMENT.group:
         return None
     name = ref.get("name")
     return str(name) if name else None
@@ -168,7 +168,7 @@ def external_scaled_objects(*, namespace: str | None, name: str, spec: kopf.Spec
     Served only where the KEDA CRD exists; elsewhere kopf logs once that it cannot serve
     it, and this stays empty. (KEDA also creates an HPA for each ScaledObject, which
     `external_hpas` finds.)"""
-    found = scale_target(spec, default_kind="Deployment")
+    found = scale_target(spec, default_kind=DEPLOYMENT.kind)
     if not found:
         return {}
     return {(namespace, found[1]): ExternalAutoscaler(SCALED_OBJECT.kind, name, found[0])}
