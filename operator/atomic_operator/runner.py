@@ -93,16 +93,33 @@ class AgentReconciler:
                         existing_optional: frozenset[str],
                         external: tuple[ExternalAutoscaler, ...] = (),
                         logger: logging.Logger | Any) -> AgentOutcome:
-        env = self._env(secrets, config_maps, existing_optional, external, body)
-        return await self._run(body, trigger, lambda: reconcile_agent(env, body), logger)
+        # the environment is read under the agent's lock (in `work`): the autoscaler's
+        # recommendation and last write may change while a reconcile waits for it
+        return await self._run(body, trigger, lambda: reconcile_agent(
+            self._env(secrets, config_maps, existing_optional, external, body), body), logger)
 
     async def follow(self, body: Mapping[str, Any], deployment: Mapping[str, Any], *,
                      external: tuple[ExternalAutoscaler, ...] = (),
                      logger: logging.Logger | Any) -> AgentOutcome:
         """Follow a Deployment's state into its agent's status, without re-applying."""
-        env = self._env({}, {}, frozenset(), external, body)
-        return await self._run(body, "deployment-changed",
-                               lambda: follow_deployment(env, body, deployment), logger)
+        return await self._run(body, "deployment-changed", lambda: follow_deployment(
+            self._env({}, {}, frozenset(), external, body), body,
+            self._with_our_write(body, deployment)), logger)
+
+    def _with_our_write(self, body: Mapping[str, Any], deployment: Mapping[str, Any]
+                        ) -> Mapping[str, Any]:
+        """The Deployment with the count the autoscaler wrote moments ago, when the event
+        or index that carried it predates that write: a lagging copy must not make the
+        policy write the old count back."""
+        if self.autoscalers is None:
+            return deployment
+        key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        scaler = self.autoscalers.scalers.get(key)
+        live = (deployment.get("spec") or {}).get("replicas")
+        if scaler is None or live is None or scaler.current(int(live)) == live:
+            return deployment
+        return {**deployment, "spec": {**(deployment.get("spec") or {}),
+                                       "replicas": scaler.current(int(live))}}
 
     async def autoscale(self, body: Mapping[str, Any], deployment: Mapping[str, Any],
                         targets: list[Target], *, external: tuple[ExternalAutoscaler, ...] = (),
@@ -120,17 +137,17 @@ class AgentReconciler:
             return None
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
         scaler = self.autoscalers.scaler(key)
-        live = int((deployment.get("spec") or {}).get("replicas") or 0)
-        rec = await scaler.step(agent.spec, live, targets)
+        live = (deployment.get("spec") or {}).get("replicas")
+        if live is None:
+            return None  # not defaulted yet: nothing to decide from
+        rec = await scaler.step(agent.spec, int(live), targets)
         AUTOSCALER_DECISIONS.labels(rec.reason).inc()
         scaled = scale_event(rec)
-        env = self._env({}, {}, frozenset(), external, body)
         event: Event | None = ("Normal", *scaled) if scaled else None
-        outcome = await self._run(body, "autoscaler",
-                                  lambda: follow_deployment(env, body, deployment, event),
-                                  logger)
+        outcome = await self._run(body, "autoscaler", lambda: follow_deployment(
+            self._env({}, {}, frozenset(), external, body), body,
+            self._with_our_write(body, deployment), event), logger)
         if outcome.replicas_written is not None:
-            scaler.wrote(outcome.replicas_written)
             logger.info("autoscaler: %s", rec.message)
         return outcome
 
@@ -150,6 +167,11 @@ class AgentReconciler:
             finally:
                 RECONCILE_SECONDS.labels("AtomicAgent").observe(time.perf_counter() - started)
         self._report(trigger, outcome, logger)
+        if outcome.replicas_written is not None and self.autoscalers is not None and (
+                (body.get("spec") or {}).get("autoscaling") or {}).get("mode") == "custom":
+            # a count written for the autoscaler (held after a start, or its own) is what
+            # it decides from next, even before the Deployment's watch shows it
+            self.autoscalers.scaler(key).wrote(outcome.replicas_written)
         return outcome
 
     @staticmethod

@@ -99,6 +99,7 @@ class AgentScaler:
     last: Recommendation | None = None
     explained: AutoscalingStatus | None = None
     explained_at: float = 0.0
+    decided_at: float = float("-inf")
 
     def current(self, live: int) -> int:
         """The Deployment's count, or ours while the cache may not show our write yet."""
@@ -115,6 +116,7 @@ class AgentScaler:
         observation = Observation(self.clock(), self.current(live), samples)
         rec, self.state = decide(policy, self.state, observation)
         self.last = rec
+        self.decided_at = observation.now
         self._explain(rec)
         return rec
 
@@ -133,12 +135,19 @@ class AgentScaler:
         self.explained_at = now
 
     def observation(self) -> AutoscalerObservation | None:
-        """What the replica policy needs from this autoscaler; None before its first
-        decision."""
-        if self.last is None:
-            return None
-        return AutoscalerObservation(self.last.desired_replicas,
-                                     scaling_condition(self.last), self.explained)
+        """What the replica policy needs from this autoscaler: its decision, or before the
+        first one the count written for it moments ago (so that count is held, not an older
+        one from a lagging copy of the Deployment); None when it has neither."""
+        newer_write = self.written is not None and self.written[0] > self.decided_at
+        if self.last is not None and not newer_write:
+            return AutoscalerObservation(self.last.desired_replicas,
+                                         scaling_condition(self.last), self.explained)
+        if self.written is not None and self.clock() - self.written[0] < WRITE_MEMORY_SECONDS:
+            return AutoscalerObservation(self.written[1], Cond(
+                SCALING_ACTIVE, "False", "AutoscalerNotRunning",
+                "the operator's autoscaler has no recommendation for this agent yet; "
+                f"holding {self.written[1]} replicas"))
+        return None
 
     def wrote(self, replicas: int) -> None:
         self.written = (self.clock(), replicas)

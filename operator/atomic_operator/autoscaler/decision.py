@@ -68,6 +68,11 @@ class Policy:
         """The mean never looks further back than the stable window does."""
         return min(self.averaging_window_seconds, self.stable_window_seconds)
 
+    @property
+    def scale_down_every(self) -> float:
+        """One scale-down per minute, or per stable window when that is shorter."""
+        return min(self.scale_down_period_seconds, self.stable_window_seconds)
+
 
 @dataclass(frozen=True, slots=True)
 class PodSample:
@@ -355,10 +360,10 @@ def decide(policy: Policy, state: State, obs: Observation) -> tuple[Recommendati
                      f"{_describe(inputs)} needs {stable_need}, but {window_need} were needed "
                      f"within the last {stable_s}", inputs), state
     if (state.last_scale_down is not None
-            and now - state.last_scale_down < policy.scale_down_period_seconds):
+            and now - state.last_scale_down < policy.scale_down_every):
         return _hold(current, "ScaleDownRateLimited",
                      f"last scale-down {now - state.last_scale_down:.0f} s ago; at most one "
-                     f"per {policy.scale_down_period_seconds:g} s", inputs), state
+                     f"per {policy.scale_down_every:g} s", inputs), state
     floor = math.ceil(current * (1 - policy.max_scale_down_fraction))
     target = max(window_need, floor, policy.min_replicas)
     rec = Recommendation(target, current, "ScaleDown",
