@@ -27,8 +27,8 @@ from typing import Any
 import yaml
 from bench.operator_scale import AGENTS, ROOT, client_for, create_namespace
 
-from atomic_operator.devcluster import ControlPlane
-from atomic_operator.devcluster.operator_process import running_operator
+from atomic_devcluster import ControlPlane
+from atomic_devcluster.operator_process import running_operator
 
 WRITE_SERIES = ("atomic_operator_status_writes_total", "atomic_operator_replica_writes_total")
 TICKS = "atomic_operator_autoscaler_decisions_total"

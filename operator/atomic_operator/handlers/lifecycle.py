@@ -11,7 +11,7 @@ import kopf
 from atomic_operator import GROUP
 from atomic_operator.autoscaler.controller import Autoscalers
 from atomic_operator.handlers.types import Logger
-from atomic_operator.k8s import KubeClient
+from atomic_operator.k8s.login import client_for
 from atomic_operator.metrics import serve
 from atomic_operator.runner import AgentReconciler
 from atomic_operator.settings import OperatorSettings
@@ -46,13 +46,7 @@ async def startup(*, settings: kopf.OperatorSettings, memo: Any, logger: Logger,
     settings.posting.level = logging.WARNING
     settings.execution.max_workers = 4
 
-    info = _login(settings)
-    cert = (str(info.certificate_path), str(info.private_key_path)) \
-        if info.certificate_path and info.private_key_path else None
-    client = KubeClient.connect(
-        info.server, token=info.token, ca_data=info.ca_data,
-        ca_path=str(info.ca_path) if info.ca_path else None, insecure=info.insecure,
-        client_cert=cert)
+    client = client_for(_login(settings))
     # one pooled session for every scrape of every autoscaled agent; HTTP(S)_PROXY and
     # NO_PROXY are honoured (add the pod CIDR to NO_PROXY where a proxy is set)
     scrapes = aiohttp.ClientSession(
