@@ -20,6 +20,7 @@ import asyncio
 import copy
 import os
 import tempfile
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,21 @@ def counters(url: str) -> dict[str, float]:
     return out
 
 
+async def settle(url: str, at_least: float, at_most: float = 300.0) -> float:
+    """Wait until the operator has converged: no API write for 10 s (after `at_least`)."""
+    started = time.monotonic()
+    await asyncio.sleep(at_least)
+    quiet_since, last = time.monotonic(), counters(url)
+    while time.monotonic() - started < at_most:
+        await asyncio.sleep(2)
+        now = counters(url)
+        if any(now.get(k, 0) != last.get(k, 0) for k in WRITE_SERIES):
+            quiet_since, last = time.monotonic(), now
+        elif time.monotonic() - quiet_since >= 10:
+            break
+    return time.monotonic() - started
+
+
 async def window(pid: int, url: str, seconds: float) -> dict[str, float]:
     cpu0, c0 = cpu_seconds(pid), counters(url)
     await asyncio.sleep(seconds)
@@ -80,7 +96,7 @@ async def create(client: Any, ns: str, n: int, mode: str) -> None:
     await asyncio.gather(*(one(i) for i in range(n)))
 
 
-async def cost(n: int, seconds: float, settle: float) -> None:
+async def cost(n: int, seconds: float, at_least: float) -> None:
     with ControlPlane(crds=sorted((ROOT / "crds").glob("*.yaml"))) as cp:
         client = client_for(cp)
         try:
@@ -90,17 +106,18 @@ async def cost(n: int, seconds: float, settle: float) -> None:
             with running_operator(cp.kubeconfig, log, "-n", "plain", "-n", "scaled") as op:
                 pid, url = op.popen.pid, op.metrics_url
                 await create(client, "plain", n, "none")
-                await asyncio.sleep(settle)
+                settled = [await settle(url, at_least)]
                 base = await window(pid, url, seconds)
                 await create(client, "scaled", n, "custom")
-                await asyncio.sleep(settle)
+                settled.append(await settle(url, at_least))
                 scaled = await window(pid, url, seconds)
                 replicas = await replica_counts(client, "scaled")
         finally:
             await client.close()
     print(f"operator log: {log}")
     print(f"agents: {n} in mode none, then {n} more in mode custom (kwok pods: no metrics); "
-          f"window {seconds:g} s after {settle:g} s settling")
+          f"window {seconds:g} s after settling (no write for 10 s): "
+          f"{settled[0]:.0f} s and {settled[1]:.0f} s")
     print(f"{'':<34}{'cpu s/min':>12}{'writes/min':>12}{'decisions/min':>15}")
     print(f"{'baseline: ' + str(n) + ' agents, mode none':<34}" + "".join(
         f"{base[k]:>12.2f}" if k != "decisions/min" else f"{base[k]:>15.0f}" for k in base))
@@ -126,12 +143,13 @@ def main() -> None:
     c = sub.add_parser("cost", help="operator CPU and API writes with N autoscaled agents")
     c.add_argument("--agents", type=int, default=100)
     c.add_argument("--seconds", type=float, default=60.0)
-    c.add_argument("--settle", type=float, default=45.0)
-    c.add_argument("--smoke", action="store_true", help="5 agents, 20 s windows after 40 s")
+    c.add_argument("--settle", type=float, default=45.0,
+                   help="seconds before waiting for 10 s without writes")
+    c.add_argument("--smoke", action="store_true", help="5 agents, 20 s windows")
     args = parser.parse_args()
     if args.what == "cost":
         if args.smoke:
-            args.agents, args.seconds, args.settle = 5, 20.0, 40.0
+            args.agents, args.seconds, args.settle = 5, 20.0, 35.0
         asyncio.run(cost(args.agents, args.seconds, args.settle))
 
 

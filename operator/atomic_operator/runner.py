@@ -116,10 +116,12 @@ class AgentReconciler:
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
         scaler = self.autoscalers.scalers.get(key)
         live = (deployment.get("spec") or {}).get("replicas")
-        if scaler is None or live is None or scaler.current(int(live)) == live:
+        if scaler is None or live is None:
             return deployment
-        return {**deployment, "spec": {**(deployment.get("spec") or {}),
-                                       "replicas": scaler.current(int(live))}}
+        current = scaler.current(int(live))
+        if current == live:
+            return deployment
+        return {**deployment, "spec": {**(deployment.get("spec") or {}), "replicas": current}}
 
     async def autoscale(self, body: Mapping[str, Any], deployment: Mapping[str, Any],
                         targets: list[Target], *, external: tuple[ExternalAutoscaler, ...] = (),

@@ -51,9 +51,14 @@ def test_our_write_outranks_the_cache_for_a_while() -> None:
                          clock=lambda: now[0])
     assert scaler.current(3) == 3
     scaler.wrote(8)
-    assert scaler.current(3) == 8
+    assert scaler.current(3) == 8  # a copy from before our write
+    now[0] += 30
+    assert scaler.current(3) == 8  # a watch lagging by half a minute still cannot undo it
+    assert scaler.current(8) == 8  # the copy caught up: the memory is done
+    assert scaler.current(5) == 5  # from now on a different count is someone else's
+    scaler.wrote(6)
     now[0] += WRITE_MEMORY_SECONDS + 1
-    assert scaler.current(3) == 3
+    assert scaler.current(3) == 3  # never forever
 
 
 def test_metrics_targets_are_the_ready_endpoints_metrics_port() -> None:

@@ -28,9 +28,11 @@ TARGET_UTILIZATION = 0.8
 EXPLAIN_EVERY_SECONDS = 30.0
 """A new reason without a new count reaches status at most this often (a count change
 always does at once), so a load hovering at a boundary costs few status writes."""
-WRITE_MEMORY_SECONDS = 10.0
-"""How long our own write is trusted over a Deployment count the watch has not caught up
-with, so a lagging cache never makes the rule decide the same step twice."""
+WRITE_MEMORY_SECONDS = 120.0
+"""How long, at most, our own write outranks a Deployment count that does not show it yet
+(a lagging watch on a busy operator): until a copy of the Deployment shows it, the rule
+decides from it and the policy holds it, so a stale copy never makes us write an old count
+back."""
 
 Key = tuple[str, str]
 
@@ -102,10 +104,19 @@ class AgentScaler:
     decided_at: float = float("-inf")
 
     def current(self, live: int) -> int:
-        """The Deployment's count, or ours while the cache may not show our write yet."""
+        """The Deployment's count, or ours while no copy of the Deployment has shown it."""
+        if self.written is None:
+            return live
+        if live == self.written[1] or self.clock() - self.written[0] >= WRITE_MEMORY_SECONDS:
+            self.written = None  # the watch has caught up (or something else won)
+            return live
+        return self.written[1]
+
+    def remembered(self) -> int | None:
+        """Our last write while no copy of the Deployment has shown it yet."""
         if self.written is not None and self.clock() - self.written[0] < WRITE_MEMORY_SECONDS:
             return self.written[1]
-        return live
+        return None
 
     async def step(self, spec: AtomicAgentSpec, live: int, targets: Iterable[Target]
                    ) -> Recommendation:
@@ -138,15 +149,17 @@ class AgentScaler:
         """What the replica policy needs from this autoscaler: its decision, or before the
         first one the count written for it moments ago (so that count is held, not an older
         one from a lagging copy of the Deployment); None when it has neither."""
-        newer_write = self.written is not None and self.written[0] > self.decided_at
+        held = self.remembered()
+        newer_write = held is not None and self.written is not None and (
+            self.written[0] > self.decided_at)
         if self.last is not None and not newer_write:
             return AutoscalerObservation(self.last.desired_replicas,
                                          scaling_condition(self.last), self.explained)
-        if self.written is not None and self.clock() - self.written[0] < WRITE_MEMORY_SECONDS:
-            return AutoscalerObservation(self.written[1], Cond(
+        if held is not None:
+            return AutoscalerObservation(held, Cond(
                 SCALING_ACTIVE, "False", "AutoscalerNotRunning",
                 "the operator's autoscaler has no recommendation for this agent yet; "
-                f"holding {self.written[1]} replicas"))
+                f"holding {held} replicas"))
         return None
 
     def wrote(self, replicas: int) -> None:
