@@ -1,7 +1,18 @@
-"""The custom autoscaler on a real control plane: what N autoscaled agents cost the operator.
+"""The custom autoscaler on a real control plane: a live load step, and what N autoscaled
+agents cost the operator.
 
+    .venv/bin/python -m bench.autoscaler_live step [--before 20] [--after 60]
+    .venv/bin/python -m bench.autoscaler_live step --smoke      # 10 s + 30 s (CI)
     .venv/bin/python -m bench.autoscaler_live cost [--agents 100] [--seconds 60]
     .venv/bin/python -m bench.autoscaler_live cost --smoke      # 5 agents, 20 s (CI)
+
+step: on the process node (agent pods are real runtime processes; the LLM is the loopback
+fake answering in 1 s), one agent with maxInFlight 2 and targetInFlightPerReplica 2 takes
+2 closed-loop clients (1x, one replica's target), then 16 (8x). Figures: seconds from the
+step to the autoscaler's scale write and to the new pods being Ready, replicas reached,
+requests failed, latency p50/p95 after the step. The baseline, measured in the same run on
+the same node, is the same step against the same agent with a fixed replica count of 1
+(mode none): what the load does without the autoscaler.
 
 One operator, one embedded control plane, kwok pods. N agents in mode none are created and
 left to settle, then the operator's CPU and its API writes (status patches and replica
@@ -18,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import copy
+import math
 import os
 import tempfile
 import time
@@ -25,11 +37,14 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import yaml
 from bench.operator_scale import AGENTS, ROOT, client_for, create_namespace
+from tests.fakes.openai_server import FakeServerThread
 
 from atomic_devcluster import ControlPlane
 from atomic_devcluster.operator_process import running_operator
+from atomic_operator.k8s import ApiError
 
 WRITE_SERIES = ("atomic_operator_status_writes_total", "atomic_operator_replica_writes_total")
 TICKS = "atomic_operator_autoscaler_decisions_total"
@@ -137,6 +152,117 @@ async def replica_counts(client: Any, ns: str) -> list[int]:
     return [int(d["spec"].get("replicas", 0)) for d in items]
 
 
+INPUT = {"description": "Write the release notes", "priority": "high"}
+
+
+class ClosedLoop:
+    """`clients` tasks posting /run through the process node's proxy, timed."""
+
+    def __init__(self, url: str, proxy: str) -> None:
+        self.url, self.proxy = url, proxy
+        self.results: list[tuple[float, float, int]] = []  # (start, seconds, status)
+        self.tasks: list[asyncio.Task[None]] = []
+        self.stop = asyncio.Event()
+
+    async def _client(self, session: aiohttp.ClientSession) -> None:
+        while not self.stop.is_set():
+            began = time.monotonic()
+            try:
+                async with session.post(self.url, json=INPUT, proxy=self.proxy,
+                                        timeout=aiohttp.ClientTimeout(total=60)) as resp:
+                    await resp.read()
+                    status = resp.status
+            except (aiohttp.ClientError, TimeoutError):
+                status = 0
+            self.results.append((began, time.monotonic() - began, status))
+
+    def grow(self, session: aiohttp.ClientSession, clients: int) -> None:
+        while len(self.tasks) < clients:
+            self.tasks.append(asyncio.create_task(self._client(session)))
+
+    async def close(self) -> None:
+        self.stop.set()
+        await asyncio.gather(*self.tasks)
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+async def one_step(cp: ControlPlane, client: Any, ns: str, name: str, mode: str,
+                   before: float, after: float) -> dict[str, float]:
+    body = manifest(name, mode)
+    body["spec"]["replicas"] = 1
+    body["spec"]["model"]["baseURL"] = FAKE_URL[0]
+    body["spec"]["concurrency"] = {"maxInFlight": 2, "queueSize": 16,
+                                   "requestTimeoutSeconds": 60}
+    body["spec"]["autoscaling"].update(maxReplicas=10, targetInFlightPerReplica=2)
+    await client._request("POST", AGENTS.format(ns=ns), body=body)
+    deployment = f"/apis/apps/v1/namespaces/{ns}/deployments/{name}"
+    while True:
+        try:
+            dep = await client._request("GET", deployment)
+            if (dep.get("status") or {}).get("readyReplicas") == 1:
+                break
+        except ApiError:  # not created yet
+            pass
+        await asyncio.sleep(0.2)
+    load = ClosedLoop(f"http://{name}.{ns}.svc.cluster.local/run", cp.proxy_url)
+    async with aiohttp.ClientSession() as session:
+        load.grow(session, 2)
+        await asyncio.sleep(before)
+        step = time.monotonic()
+        load.grow(session, 16)
+        write = ready = math.inf
+        reached = 1
+        while time.monotonic() - step < after:
+            dep = await client._request("GET", deployment)
+            wanted = int(dep["spec"].get("replicas") or 0)
+            if wanted > 1 and math.isinf(write):
+                write, reached = time.monotonic() - step, wanted
+            if (not math.isinf(write) and math.isinf(ready)
+                    and (dep.get("status") or {}).get("readyReplicas", 0) >= reached):
+                ready = time.monotonic() - step
+            await asyncio.sleep(0.2)
+        await load.close()
+    later = [(d, s) for began, d, s in load.results if began >= step]
+    return {"s to scale write": write, "s to pods Ready": ready, "replicas": float(reached),
+            "failed": float(sum(1 for _, s in later if s != 200)),
+            "p50 s": pct([d for d, s in later if s == 200], 0.5),
+            "p95 s": pct([d for d, s in later if s == 200], 0.95),
+            "answered": float(len(later))}
+
+
+FAKE_URL = [""]
+
+
+async def step(before: float, after: float) -> None:
+    crds = sorted((ROOT / "crds").glob("*.yaml"))
+    with FakeServerThread() as fake, ControlPlane(crds=crds, process_node=True) as cp:
+        fake.app.control({"latency": 1.0})
+        FAKE_URL[0] = fake.base_url
+        client = client_for(cp)
+        try:
+            await create_namespace(client, "live")
+            cp.schedule_on_process_node("live")
+            log = Path(tempfile.mkdtemp()) / "operator.log"
+            with running_operator(cp.kubeconfig, log, "-n", "live", env=cp.proxy_env()):
+                ours = await one_step(cp, client, "live", "scaled", "custom", before, after)
+                base = await one_step(cp, client, "live", "fixed", "none", before, after)
+        finally:
+            await client.close()
+    print(f"live step on the process node: 2 -> 16 closed-loop clients, fake LLM 1 s, "
+          f"maxInFlight 2, target 2 per replica; {before:g} s before, {after:g} s after")
+    columns = list(ours)
+    print(f"{'':<24}" + "".join(f"{c:>18}" for c in columns))
+    for label, row in (("custom autoscaler", ours), ("fixed 1 replica", base)):
+        print(f"{label:<24}" + "".join(f"{row[c]:>18.1f}" for c in columns))
+    print(f"ratio p95 latency custom/fixed: {ours['p95 s'] / base['p95 s']:.2f}; "
+          f"answers custom/fixed: {ours['answered'] / max(base['answered'], 1):.2f}; "
+          f"failed: {ours['failed']:.0f} (target 0)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -146,7 +272,15 @@ def main() -> None:
     c.add_argument("--settle", type=float, default=45.0,
                    help="seconds before waiting for 10 s without writes")
     c.add_argument("--smoke", action="store_true", help="5 agents, 20 s windows")
+    st = sub.add_parser("step", help="a live 1x -> 8x load step on the process node")
+    st.add_argument("--before", type=float, default=20.0)
+    st.add_argument("--after", type=float, default=60.0)
+    st.add_argument("--smoke", action="store_true", help="10 s before, 30 s after")
     args = parser.parse_args()
+    if args.what == "step":
+        if args.smoke:
+            args.before, args.after = 10.0, 30.0
+        asyncio.run(step(args.before, args.after))
     if args.what == "cost":
         if args.smoke:
             args.agents, args.seconds, args.settle = 5, 20.0, 35.0
