@@ -111,3 +111,37 @@ def test_missing_metrics_never_scale_down_and_a_steady_agent_costs_no_writes(
     assert agent_ns.get("atomicagent", NAME)["metadata"]["resourceVersion"] == version
     assert agent_ns.get("deployment", NAME)["metadata"]["resourceVersion"] == deployment_version
     assert replica_writes(operator) == writes
+
+
+def agent_hpa(min_replicas: int) -> dict[str, Any]:
+    """An HPA on the agent's scale subresource. With no metrics API in this cluster it
+    computes nothing, but the HPA controller still lifts a count below its minReplicas:
+    a real HPA writing the agent's spec.replicas."""
+    return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "on-the-agent"},
+            "spec": {"scaleTargetRef": {"apiVersion": "atomicagents.io/v1alpha1",
+                                        "kind": "AtomicAgent", "name": NAME},
+                     "minReplicas": min_replicas, "maxReplicas": 5,
+                     "metrics": [{"type": "Resource", "resource": {
+                         "name": "cpu", "target": {"type": "Utilization",
+                                                   "averageUtilization": 50}}}]}}
+
+
+@pytest.mark.parametrize("mode", ["none", "custom"])
+def test_an_hpa_on_the_agent_is_followed_and_named(agent_ns: Kube, mode: str) -> None:
+    manifest = custom_agent(replicas=1)
+    manifest["spec"]["autoscaling"]["mode"] = mode
+    agent_ns.apply(manifest)
+    wait_ready(agent_ns, NAME)
+    agent_ns.apply(agent_hpa(3))
+    # the HPA controller (15 s sync) writes the agent's spec.replicas; the Deployment follows
+    eventually(lambda: agent_ns.get("atomicagent", NAME)["spec"]["replicas"] == 3,
+               timeout=60, interval=0.5, what="the HPA writing the agent's spec.replicas")
+    eventually(lambda: deployment_replicas(agent_ns) == 3, timeout=15,
+               what="the Deployment following spec.replicas")
+    cond = eventually(lambda: scaling(agent_ns).get("reason") == "ExternalAutoscaler"
+                      and scaling(agent_ns), timeout=15, what="ScalingActive names the HPA")
+    assert "HorizontalPodAutoscaler/on-the-agent scales the agent" in cond["message"]
+    assert cond["status"] == ("True" if mode == "none" else "False")
+    if mode == "custom":
+        assert "autoscaling" not in agent_ns.get("atomicagent", NAME)["status"]
