@@ -16,6 +16,7 @@ from atomic_operator.autoscaler.controller import INTERVAL_SECONDS
 from atomic_operator.autoscaler.scrape import Target
 from atomic_operator.handlers.indexes import Indexes
 from atomic_operator.handlers.types import Logger
+from atomic_operator.k8s.endpoints import ready_endpoints
 from atomic_operator.k8s.kinds import ATOMIC_AGENT
 from atomic_operator.runner import AgentReconciler
 
@@ -27,24 +28,11 @@ def custom_mode(spec: kopf.Spec, **_: Any) -> bool:
 
 
 def metrics_targets(slices: Iterable[Mapping[str, Any]]) -> list[Target]:
-    """The Ready pods' metrics URLs from a Service's EndpointSlices (ready endpoints only:
-    pods starting or terminating are not scraped; starting ones count as capacity)."""
-    found: dict[str, Target] = {}
-    for endpoint_slice in slices:
-        port = next((p.get("port") for p in endpoint_slice.get("ports") or []
-                     if p.get("name") == METRICS_PORT_NAME), None)
-        if port is None or endpoint_slice.get("addressType", "IPv4") not in ("IPv4", "IPv6"):
-            continue
-        for endpoint in endpoint_slice.get("endpoints") or []:
-            if (endpoint.get("conditions") or {}).get("ready") is False:
-                continue
-            addresses = endpoint.get("addresses") or []
-            if not addresses:
-                continue
-            host = f"[{addresses[0]}]" if ":" in addresses[0] else addresses[0]
-            pod = (endpoint.get("targetRef") or {}).get("name") or addresses[0]
-            found[pod] = Target(pod, f"http://{host}:{port}/metrics")
-    return [found[k] for k in sorted(found)]
+    """The Ready pods' metrics URLs from a Service's EndpointSlices (ready endpoints only,
+    by the same rule as `atomicctl call`: pods starting or terminating are not scraped;
+    starting ones count as capacity)."""
+    return [Target(e.pod or e.address, f"{e.url}/metrics")
+            for e in ready_endpoints([dict(s) for s in slices], METRICS_PORT_NAME)]
 
 
 @kopf.timer(ATOMIC_AGENT.group, ATOMIC_AGENT.version, ATOMIC_AGENT.plural,
