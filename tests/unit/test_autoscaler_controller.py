@@ -54,11 +54,27 @@ def test_our_write_outranks_the_cache_for_a_while() -> None:
     assert scaler.current(3) == 8  # a copy from before our write
     now[0] += 30
     assert scaler.current(3) == 8  # a watch lagging by half a minute still cannot undo it
-    assert scaler.current(8) == 8  # the copy caught up: the memory is done
+    assert scaler.current(8) == 8  # the copy caught up
     assert scaler.current(5) == 5  # from now on a different count is someone else's
     scaler.wrote(6)
     now[0] += WRITE_MEMORY_SECONDS + 1
     assert scaler.current(3) == 3  # never forever
+
+
+def test_a_write_after_a_decision_is_held_over_that_decision() -> None:
+    from atomic_operator.autoscaler.decision import Recommendation
+
+    now = [100.0]
+    scaler = AgentScaler(scraper=None, state=State(started_at=0),  # type: ignore[arg-type]
+                         clock=lambda: now[0])
+    assert scaler.observation() is None
+    scaler.last, scaler.decided_at = Recommendation(1, 1, "WaitingForPods", "..."), 100.0
+    now[0] = 101.0
+    scaler.wrote(2)  # the reconcile created the Deployment at 2 after that decision
+    scaler.current(2)  # and the watch shows it already
+    held = scaler.observation()
+    assert held is not None and held.desired == 2
+    assert held.condition.reason == "AutoscalerNotRunning"
 
 
 def test_metrics_targets_are_the_ready_endpoints_metrics_port() -> None:

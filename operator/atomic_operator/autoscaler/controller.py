@@ -102,21 +102,18 @@ class AgentScaler:
     explained: AutoscalingStatus | None = None
     explained_at: float = 0.0
     decided_at: float = float("-inf")
+    confirmed: bool = False
+    """A copy of the Deployment has shown our last write."""
 
     def current(self, live: int) -> int:
         """The Deployment's count, or ours while no copy of the Deployment has shown it."""
         if self.written is None:
             return live
-        if live == self.written[1] or self.clock() - self.written[0] >= WRITE_MEMORY_SECONDS:
-            self.written = None  # the watch has caught up (or something else won)
+        if live == self.written[1]:
+            self.confirmed = True  # the watch has caught up: later copies are newer
+        if self.confirmed or self.clock() - self.written[0] >= WRITE_MEMORY_SECONDS:
             return live
         return self.written[1]
-
-    def remembered(self) -> int | None:
-        """Our last write while no copy of the Deployment has shown it yet."""
-        if self.written is not None and self.clock() - self.written[0] < WRITE_MEMORY_SECONDS:
-            return self.written[1]
-        return None
 
     async def step(self, spec: AtomicAgentSpec, live: int, targets: Iterable[Target]
                    ) -> Recommendation:
@@ -146,24 +143,24 @@ class AgentScaler:
         self.explained_at = now
 
     def observation(self) -> AutoscalerObservation | None:
-        """What the replica policy needs from this autoscaler: its decision, or before the
-        first one the count written for it moments ago (so that count is held, not an older
-        one from a lagging copy of the Deployment); None when it has neither."""
-        held = self.remembered()
-        newer_write = held is not None and self.written is not None and (
-            self.written[0] > self.decided_at)
+        """What the replica policy needs from this autoscaler: its decision, or, when a
+        count was written for it after that decision (or before the first one), that count,
+        so a decision made from an older copy of the Deployment never undoes the write;
+        None when it has neither."""
+        newer_write = self.written is not None and self.written[0] > self.decided_at
         if self.last is not None and not newer_write:
             return AutoscalerObservation(self.last.desired_replicas,
                                          scaling_condition(self.last), self.explained)
-        if held is not None:
-            return AutoscalerObservation(held, Cond(
+        if self.written is not None:
+            return AutoscalerObservation(self.written[1], Cond(
                 SCALING_ACTIVE, "False", "AutoscalerNotRunning",
                 "the operator's autoscaler has no recommendation for this agent yet; "
-                f"holding {held} replicas"))
+                f"holding {self.written[1]} replicas"))
         return None
 
     def wrote(self, replicas: int) -> None:
         self.written = (self.clock(), replicas)
+        self.confirmed = False
 
 
 @dataclass
