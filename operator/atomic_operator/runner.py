@@ -118,7 +118,8 @@ class AgentReconciler:
         live = (deployment.get("spec") or {}).get("replicas")
         if scaler is None or live is None:
             return deployment
-        current = scaler.current(int(live))
+        generation = (deployment.get("metadata") or {}).get("generation")
+        current = scaler.current(int(live), generation)
         if current == live:
             return deployment
         return {**deployment, "spec": {**(deployment.get("spec") or {}), "replicas": current}}
@@ -142,7 +143,8 @@ class AgentReconciler:
         live = (deployment.get("spec") or {}).get("replicas")
         if live is None:
             return None  # not defaulted yet: nothing to decide from
-        rec = await scaler.step(agent.spec, int(live), targets)
+        rec = await scaler.step(agent.spec, int(live), targets,
+                                (deployment.get("metadata") or {}).get("generation"))
         AUTOSCALER_DECISIONS.labels(rec.reason).inc()
         scaled = scale_event(rec)
         event: Event | None = ("Normal", *scaled) if scaled else None

@@ -61,6 +61,14 @@ def test_our_write_outranks_the_cache_for_a_while() -> None:
     assert scaler.current(3) == 3  # never forever
 
 
+def test_a_copy_older_than_one_seen_is_stale() -> None:
+    scaler = AgentScaler(scraper=None, state=State(started_at=0),  # type: ignore[arg-type]
+                         clock=lambda: 0.0)
+    assert scaler.current(2, generation=3) == 2
+    assert scaler.current(1, generation=2) == 2  # an older copy (the index lagging)
+    assert scaler.current(4, generation=4) == 4
+
+
 def test_a_write_after_a_decision_is_held_over_that_decision() -> None:
     from atomic_operator.autoscaler.decision import Recommendation
 

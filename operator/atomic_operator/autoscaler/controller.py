@@ -104,9 +104,20 @@ class AgentScaler:
     decided_at: float = float("-inf")
     confirmed: bool = False
     """A copy of the Deployment has shown our last write."""
+    seen: tuple[int, int] | None = None
+    """(generation, replicas) of the newest copy of the Deployment seen."""
 
-    def current(self, live: int) -> int:
-        """The Deployment's count, or ours while no copy of the Deployment has shown it."""
+    def current(self, live: int, generation: int | None = None) -> int:
+        """The Deployment's count, or ours while no copy of the Deployment has shown it.
+
+        Copies arrive out of order (watch events and the index are updated apart): one
+        with an older `metadata.generation` than a copy already seen is stale, and the
+        count of the newest one stands (every replica change bumps the generation)."""
+        if generation is not None:
+            if self.seen is not None and generation < self.seen[0]:
+                live = self.seen[1]
+            else:
+                self.seen = (generation, live)
         if self.written is None:
             return live
         if live == self.written[1]:
@@ -115,13 +126,13 @@ class AgentScaler:
             return live
         return self.written[1]
 
-    async def step(self, spec: AtomicAgentSpec, live: int, targets: Iterable[Target]
-                   ) -> Recommendation:
+    async def step(self, spec: AtomicAgentSpec, live: int, targets: Iterable[Target],
+                   generation: int | None = None) -> Recommendation:
         """Scrape the Ready pods, decide, remember; the caller writes."""
         samples = await self.scraper.scrape(targets)
         policy = policy_for(spec)
         self.scraper.cpu_cores = cpu_cores(spec)
-        observation = Observation(self.clock(), self.current(live), samples)
+        observation = Observation(self.clock(), self.current(live, generation), samples)
         rec, self.state = decide(policy, self.state, observation)
         self.last = rec
         self.decided_at = observation.now
