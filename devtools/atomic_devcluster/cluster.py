@@ -184,7 +184,7 @@ class ControlPlane:
         env = {k: v for k, v in os.environ.items()
                if k.lower() not in ("http_proxy", "https_proxy", "no_proxy")}
         proc = self._spawn("procnode", argv, env=env, append=True)
-        self._wait(proc, f"{self.proxy_url}/healthz", timeout=30)
+        self._wait(proc, f"{self.proxy_url}/healthz", timeout=60)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             ready = self.kubectl("get", "node", NODE_NAME, "-o",

@@ -90,7 +90,7 @@ def test_two_replicas_are_two_processes_ready_only_after_readyz(
                 "configMapKeyRef": {"name": "house-rules", "key": "rules"}}]
     kube.apply(agent("duo", fake_llm, replicas=2, contextProviders=context))
     seen: dict[str, list[bool]] = {}
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while True:
         endpoints = slice_endpoints(kube, "duo")
         for address, ready in endpoints:
@@ -122,7 +122,7 @@ def test_two_replicas_are_two_processes_ready_only_after_readyz(
     url = f"http://duo.{kube.namespace}.svc.cluster.local/run"
     kube.apply(probe_pod("caller", env=[{"name": "CALL_URL", "value": url},
                                         {"name": "CALL_BODY", "value": json.dumps(INPUT)}]))
-    kube.run("wait", "--for=condition=Ready", "--timeout=30s", "pod/caller")
+    kube.run("wait", "--for=condition=Ready", "--timeout=60s", "pod/caller")
 
     bad = atomicctl(control_plane, "call", "agent/duo", "-n", kube.namespace, "--input", "{}")
     assert bad.returncode == 1 and "answered 422" in bad.stderr, bad.stderr
@@ -142,19 +142,19 @@ def test_scale_and_roll_under_load_lose_no_request(
     kube = with_secret(proc_kube)
     fake_llm.app.control({"latency": 0.05})
     kube.apply(agent("steady", fake_llm))
-    kube.run("wait", "--for=condition=Ready", "--timeout=60s", "atomicagent/steady")
+    kube.run("wait", "--for=condition=Ready", "--timeout=120s", "atomicagent/steady")
     selector = "atomicagents.io/agent=steady"
 
     kube.run("scale", "atomicagent/steady", "--replicas=4")
     eventually(lambda: len(processes(kube, selector)) == 4
                and sum(r for _, r in slice_endpoints(kube, "steady")) == 4,
-               timeout=60, interval=0.3, what="4 ready processes")
+               timeout=120, interval=0.3, what="4 ready processes")
 
     url = f"http://steady.{kube.namespace}.svc.cluster.local/run"
     with Load(url, control_plane.proxy_url, INPUT) as load:
         load.wait_for(40)
         kube.run("scale", "atomicagent/steady", "--replicas=1")
-        eventually(lambda: len(processes(kube, selector)) == 1, timeout=60, interval=0.3,
+        eventually(lambda: len(processes(kube, selector)) == 1, timeout=90, interval=0.3,
                    what="drained to 1 process")
         load.wait_for(20)
     assert load.failures == [], load.failures[:5]
@@ -166,7 +166,7 @@ def test_scale_and_roll_under_load_lose_no_request(
         kube.run("patch", "atomicagent/steady", "--type=merge", "-p", json.dumps(
             {"spec": {"systemPrompt": {"background": [marker]}}}))
         most = 0
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 150
         while True:
             now = processes(kube, selector)
             most = max(most, len(now))

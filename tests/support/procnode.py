@@ -69,7 +69,7 @@ class Load:
         assert self._thread is not None
         self._thread.join(timeout=60)
 
-    def wait_for(self, count: int, timeout: float = 30) -> None:
+    def wait_for(self, count: int, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         start = self.ok
         while self.ok - start < count:

@@ -96,7 +96,8 @@ def agents_by_config_map(*, namespace: str | None, name: str, spec: kopf.Spec, *
 
 
 def _optional_index_id(child: ChildKind) -> str:
-    return f"optional_{child.kind.plural}"
+    """The index's kopf id, which is also its keyword argument's name in handlers."""
+    return f"{child.owner.lower()}_optional_{child.kind.plural}"
 
 
 def _register_optional_index(child: ChildKind) -> None:
@@ -165,8 +166,8 @@ def external_hpas(*, namespace: str | None, name: str, spec: kopf.Spec, **_: Any
 def external_scaled_objects(*, namespace: str | None, name: str, spec: kopf.Spec, **_: Any
                             ) -> dict[tuple[str | None, str], ExternalAutoscaler]:
     """(namespace, agent) → KEDA ScaledObjects that scale its Deployment or the agent.
-    Served only where the KEDA CRD exists; elsewhere kopf logs once that it cannot serve
-    it, and this stays empty. (KEDA also creates an HPA for each ScaledObject, which
+    Served only where the KEDA CRD exists; elsewhere kopf logs that it cannot serve it,
+    and this stays empty. (KEDA also creates an HPA for each ScaledObject, which
     `external_hpas` finds.)"""
     found = scale_target(spec, default_kind=DEPLOYMENT.kind)
     if not found:
