@@ -240,8 +240,9 @@ class AtomicAgentSpec(ApiModel):
     replicas: Annotated[int, Field(ge=0, le=1000)] = 1
     """Wanted pods when autoscaling.mode is none; also written through the agent's scale
     subresource (kubectl scale, an HPA or KEDA on the agent). In hpa mode the initial count;
-    in custom mode the count until the operator's autoscaler has a recommendation (it never
-    writes this field). An HPA or ScaledObject on the Deployment overrides it in any mode."""
+    in custom mode the initial count of a new Deployment, within minReplicas..maxReplicas
+    (the autoscaler never writes this field). An HPA or ScaledObject on the Deployment
+    overrides it in any mode; one on the agent writes it, and the Deployment follows."""
 
     autoscaling: Autoscaling = Field(default_factory=Autoscaling)
     """How replicas follow load."""
