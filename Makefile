@@ -69,11 +69,9 @@ test-unit: venv ## Only the tests that need no control plane.
 test-k8s: venv binaries ## Only the tests against the real control plane.
 	$(BIN)/pytest -p no:cacheprovider tests/k8s $(PYTEST_ARGS)
 
-.PHONY: bench-autoscaler
-bench-autoscaler: venv binaries ## The autoscaler's benchmarks at CI size: simulated traces, a live step, operator cost.
-	$(PY) -m bench.autoscaler_sim --smoke
-	$(PY) -m bench.autoscaler_live step --smoke
-	$(PY) -m bench.autoscaler_live cost --smoke
+.PHONY: bench-smoke
+bench-smoke: venv binaries ## Run every bench/*.py once at its tiny SMOKE_ARGS size (CI).
+	$(PY) -m bench._smoke $(BENCH)
 
 ##@ Running
 

@@ -46,6 +46,7 @@ from atomic_devcluster import ControlPlane
 from atomic_devcluster.operator_process import running_operator
 from atomic_operator.k8s import ApiError
 
+SMOKE_ARGS = ["step", "--smoke"]  # `make bench-smoke`; `cost --smoke` runs by hand
 WRITE_SERIES = ("atomic_operator_status_writes_total", "atomic_operator_replica_writes_total")
 TICKS = "atomic_operator_autoscaler_decisions_total"
 

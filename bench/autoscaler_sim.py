@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 
 from atomic_operator.autoscaler.decision import Observation, PodSample, Policy, State, decide
 
+SMOKE_ARGS = ["--smoke"]  # `make bench-smoke` (bench/README.md)
 MAX_IN_FLIGHT = 8.0
 TARGET = 0.8 * MAX_IN_FLIGHT
 DT = 0.5

@@ -14,11 +14,13 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from atomic_operator.api.pipeline import AtomicPipeline, InputBinding, PipelineStep
+from atomic_operator.api.pipeline import REFERENCE, AtomicPipeline, InputBinding, PipelineStep
+from atomic_operator.checks import check_schema
 from atomic_operator.problems import SpecProblem
 from atomic_operator.schema_fit import Schema, fits, resolve_ref
 
 PLACEHOLDER = re.compile(r"\$\{([^}]+)\}")
+WELL_FORMED = re.compile(REFERENCE)
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,7 @@ class _Checker:
         self.result.problems.append(SpecProblem(where, reason, message))
 
     def run(self) -> PipelineCheck:
+        self.result.problems += check_schema(self.spec.input_schema, "spec.inputSchema")
         layers, cycle = waves(self.spec.steps)
         self.result.waves = layers
         if cycle:
@@ -147,6 +150,11 @@ class _Checker:
         through an unchecked agent's output resolves to None without a problem: the agent is
         reported once, as unresolved.
         """
+        if not WELL_FORMED.match(reference):
+            self.problem(where, "InvalidReference",
+                         f"{reference!r} is not a reference: write input.<field>, "
+                         "item.<field> or steps.<name>.output.<field>")
+            return None
         parts = reference.split(".")
         value: _Value | None
         if parts[0] == "input":

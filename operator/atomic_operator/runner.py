@@ -20,7 +20,7 @@ import kopf
 from atomic_operator.api import AtomicAgent
 from atomic_operator.autoscaler.controller import Autoscalers, scale_event
 from atomic_operator.autoscaler.scrape import Target
-from atomic_operator.k8s import ApiError, KubeClient
+from atomic_operator.k8s import ApiError, KubeClient, gone_with_namespace
 from atomic_operator.metrics import (
     AUTOSCALER_DECISIONS,
     CHILDREN_APPLIED,
@@ -41,6 +41,7 @@ from atomic_operator.replicas import ExternalAutoscaler
 from atomic_operator.settings import OperatorSettings
 
 Key = tuple[str, str]
+MAX_RETRY_DELAY = 300
 
 
 def kopf_event(body: Mapping[str, Any], event: Event) -> None:
@@ -59,6 +60,8 @@ class AgentReconciler:
     autoscalers: Autoscalers | None = None
     """The custom autoscalers (custom mode); None in tests that do not need them."""
     _locks: dict[Key, asyncio.Lock] = field(default_factory=dict)
+    _failures: dict[Key, int] = field(default_factory=dict)
+    _other_locks: dict[tuple[str, str, str], asyncio.Lock] = field(default_factory=dict)
 
     @classmethod
     def create(cls, client: KubeClient, settings: OperatorSettings,
@@ -68,12 +71,28 @@ class AgentReconciler:
     def _lock(self, key: Key) -> asyncio.Lock:
         return self._locks.setdefault(key, asyncio.Lock())
 
+    def lock(self, body: Mapping[str, Any]) -> asyncio.Lock:
+        """The lock of any other object the operator writes status for (a pipeline)."""
+        meta = body["metadata"]
+        return self._other_locks.setdefault(
+            (str(body.get("kind")), meta["namespace"], meta["name"]), asyncio.Lock())
+
+    def forget_lock(self, body: Mapping[str, Any]) -> None:
+        meta = body["metadata"]
+        self._other_locks.pop((str(body.get("kind")), meta["namespace"], meta["name"]), None)
+
     def forget(self, body: Mapping[str, Any]) -> None:
         meta = body["metadata"]
         self.writer.forget(body)
         self._locks.pop((meta["namespace"], meta["name"]), None)
         if self.autoscalers is not None:
             self.autoscalers.drop((meta["namespace"], meta["name"]))
+        self._failures.pop((meta["namespace"], meta["name"]), None)
+
+    def _backoff(self, key: Key) -> float:
+        """2 s after the first failure, doubling to at most 5 minutes."""
+        failures = self._failures[key] = self._failures.get(key, 0) + 1
+        return float(min(2 ** failures, MAX_RETRY_DELAY))
 
     def _env(self, secrets: ObjectIndex, config_maps: ObjectIndex,
              existing_optional: frozenset[str], external: tuple[ExternalAutoscaler, ...],
@@ -164,12 +183,19 @@ class AgentReconciler:
             try:
                 outcome = await work()
             except ApiError as err:
+                if gone_with_namespace(err):
+                    # The namespace is being deleted: its objects go, nothing to retry.
+                    logger.debug("namespace going (%s): %s", trigger, err)
+                    return AgentOutcome(result="gone")
                 RECONCILES.labels("AtomicAgent", trigger, "error").inc()
                 ERRORS.labels("AtomicAgent", err.reason or str(err.status)).inc()
-                # Conflicts and server hiccups pass; kopf retries with backoff.
-                raise kopf.TemporaryError(f"API error: {err}", delay=2) from err
+                # Conflicts and server hiccups pass; kopf retries, backing off while the
+                # same agent keeps failing so a lasting fault is no retry storm.
+                raise kopf.TemporaryError(f"API error: {err}", delay=self._backoff(key)) \
+                    from err
             finally:
                 RECONCILE_SECONDS.labels("AtomicAgent").observe(time.perf_counter() - started)
+            self._failures.pop(key, None)
         self._report(trigger, outcome, logger)
         if outcome.replicas_written is not None and self.autoscalers is not None and (
                 (body.get("spec") or {}).get("autoscaling") or {}).get("mode") == "custom":

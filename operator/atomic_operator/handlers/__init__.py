@@ -1,6 +1,7 @@
 """kopf handlers: thin functions that parse and delegate. `kopf run -m` imports this."""
 
 from atomic_operator.handlers import (
+    admission,
     atomic_agent,
     atomic_pipeline,
     autoscaler,
@@ -10,5 +11,6 @@ from atomic_operator.handlers import (
     references,
 )
 
-__all__ = ["atomic_agent", "atomic_pipeline", "autoscaler", "children", "indexes", "lifecycle",
+__all__ = ["admission", "atomic_agent", "atomic_pipeline", "autoscaler", "children", "indexes",
+           "lifecycle",
            "references"]

@@ -10,7 +10,7 @@ import kopf
 
 from atomic_operator.handlers.indexes import IndexView
 from atomic_operator.handlers.types import Logger
-from atomic_operator.k8s import ApiError
+from atomic_operator.k8s import ApiError, gone_with_namespace
 from atomic_operator.k8s.kinds import ATOMIC_AGENT, ATOMIC_PIPELINE
 from atomic_operator.metrics import ERRORS, RECONCILES
 from atomic_operator.reconcile.pipeline import pipeline_status
@@ -38,6 +38,8 @@ def pipelines_by_agent(*, namespace: str | None, name: str, spec: kopf.Spec, **_
 @kopf.on.update(ATOMIC_PIPELINE.group, ATOMIC_PIPELINE.version, ATOMIC_PIPELINE.plural)
 async def check(*, body: kopf.Body, reason: str, memo: Any, logger: Logger,
                 **kwargs: Any) -> None:
+    if body.metadata.namespace in kwargs["terminating_namespaces"]:
+        return
     await check_and_report(dict(body), str(reason), memo, IndexView(kwargs["agents"]), logger)
 
 
@@ -46,8 +48,8 @@ async def check(*, body: kopf.Body, reason: str, memo: Any, logger: Logger,
 async def recheck(*, type: str, namespace: str | None, name: str, memo: Any, logger: Logger,
                   **kwargs: Any) -> None:
     """An agent appeared, changed or went: the pipelines running it are checked again."""
-    if not type:  # the initial listing: pipelines are checked on resume anyway
-        return
+    if not type or namespace in kwargs["terminating_namespaces"]:
+        return  # the initial listing (resume checks them), or a namespace being deleted
     view = IndexView(kwargs["pipelines"])
     for pipeline in sorted(set(kwargs["pipelines_by_agent"].get((namespace, name), []))):
         body = view.get((namespace, pipeline))
@@ -62,11 +64,20 @@ def forget(*, body: kopf.Body, memo: Any, **_: Any) -> None:
     """The status writer's memory of a deleted pipeline goes with it."""
     reconciler: AgentReconciler = memo.reconciler
     reconciler.writer.forget(body)
+    reconciler.forget_lock(body)
 
 
 async def check_and_report(body: Mapping[str, Any], trigger: str, memo: Any,
                            agents: IndexView, logger: Logger) -> None:
+    """One check at a time per pipeline: its own events and its agents' arrive on
+    different kopf workers, and checks that overlap would each write and warn."""
     reconciler: AgentReconciler = memo.reconciler
+    async with reconciler.lock(body):
+        await _check_and_report(reconciler, body, trigger, agents, logger)
+
+
+async def _check_and_report(reconciler: AgentReconciler, body: Mapping[str, Any],
+                            trigger: str, agents: IndexView, logger: Logger) -> None:
     body = reconciler.writer.latest(body)
     namespace = body["metadata"]["namespace"]
     in_namespace = {agent: agents[(namespace, agent)]
@@ -77,11 +88,15 @@ async def check_and_report(body: Mapping[str, Any], trigger: str, memo: Any,
     for problem in outcome.problems:
         ERRORS.labels("AtomicPipeline", problem.reason).inc()
     message = "; ".join(str(p) for p in outcome.problems)
+    # One Warning per distinct problem: not again when the status already says it.
+    said = {c.get("message") for c in (body.get("status") or {}).get("conditions") or []}
     events: list[Event] = [("Warning", outcome.problems[0].reason, message)] \
-        if outcome.problems else []
+        if outcome.problems and message not in said else []
     try:
         written = await reconciler.writer.write(body, outcome.status, events)
     except ApiError as err:
+        if gone_with_namespace(err):
+            return
         raise kopf.TemporaryError(f"API error: {err}", delay=2) from err
     if written is None:
         return

@@ -19,6 +19,7 @@ from atomic_operator.k8s.kinds import (
     DEPLOYMENT,
     ENDPOINT_SLICE,
     HPA,
+    NAMESPACE,
     SCALED_OBJECT,
     SECRET,
     ChildKind,
@@ -202,6 +203,13 @@ def endpoint_slices(*, namespace: str | None, labels: kopf.Labels, body: kopf.Bo
                                  for k in ("addressType", "endpoints", "ports")}}
 
 
+@kopf.index(NAMESPACE.group, NAMESPACE.version, NAMESPACE.plural)
+def terminating_namespaces(*, name: str, meta: kopf.Meta, **_: Any) -> dict[str, bool]:
+    """Namespaces being deleted: everything in them goes, so nothing there is restored,
+    re-checked or reported (a Secret deleted before its agents is no MissingSecret)."""
+    return {name: True} if meta.get("deletionTimestamp") else {}
+
+
 @dataclass(frozen=True)
 class Indexes:
     """Every index above, as kopf passes them to handlers (by function name or id)."""
@@ -215,6 +223,7 @@ class Indexes:
     agents_by_config_map: kopf.Index[Any, Any]
     deployments: IndexView
     endpoint_slices: kopf.Index[Any, Any]
+    terminating: kopf.Index[Any, Any]
 
     @classmethod
     def from_kwargs(cls, kwargs: Mapping[str, Any]) -> Indexes:
@@ -228,11 +237,15 @@ class Indexes:
             agents_by_config_map=kwargs["agents_by_config_map"],
             deployments=IndexView(kwargs["deployments"]),
             endpoint_slices=kwargs["endpoint_slices"],
+            terminating=kwargs["terminating_namespaces"],
         )
 
     def slices(self, namespace: str, agent: str) -> list[dict[str, Any]]:
         """The EndpointSlices of an agent's Service."""
         return list(self.endpoint_slices.get((namespace, agent), []))
+
+    def namespace_terminating(self, namespace: str | None) -> bool:
+        return bool(namespace) and namespace in self.terminating
 
     def optional_children(self, namespace: str, name: str) -> frozenset[str]:
         """Kinds of the optional children (HPA, PDB) the agent has now."""
