@@ -11,6 +11,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    ProcessCollector,
     generate_latest,
 )
 
@@ -40,6 +41,8 @@ class Metrics:
         self.agent = agent
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        # process_cpu_seconds_total: the autoscaler's CPU guard (never a driver)
+        ProcessCollector(registry=r)
         lbl = ("agent",)
         self.requests = Counter(
             "agent_requests",

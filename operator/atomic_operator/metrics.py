@@ -27,6 +27,14 @@ REPLICA_WRITES = Counter(
     "the owner the replica policy named (agent, hpa, autoscaler).", ["owner"])
 
 
+AUTOSCALER_DECISIONS = Counter(
+    "atomic_operator_autoscaler_decisions_total", "Custom autoscaler decisions by reason "
+    "(ScaleUp, ScaleDown, WithinTarget, MetricsMissing, UpstreamSaturated, ...).", ["reason"])
+AUTOSCALER_SCRAPE_FAILURES = Counter(
+    "atomic_operator_autoscaler_scrape_failures_total", "Pod /metrics scrapes that failed or "
+    "timed out.")
+
+
 def serve(port: int) -> None:
     """Expose /metrics on a port of its own, so scrapes never wait behind kopf's work."""
     if port:

@@ -14,10 +14,16 @@ count"):
 - any mode, with an HPA or KEDA ScaledObject of someone else on the *Deployment*: that
   autoscaler owns it; the operator writes nothing (and drops its own HPA) and reports
   ScalingActive=False, reason ExternalAutoscaler, naming it.
+- an HPA or ScaledObject on the *agent* (its scale subresource) writes the agent's
+  `spec.replicas`, so the agent owns the count in every mode: the Deployment follows it,
+  the operator's own HPA and autoscaler stand down (ScalingActive=False,
+  ExternalAutoscaler, naming it), and in mode none ScalingActive=True says who scales.
 
-Until the custom autoscaler has an opinion (`AutoscalerObservation` is None: it does not
-run, or has no metrics yet), custom mode keeps the agent's `spec.replicas`, and says so in
-ScalingActive.
+Until the custom autoscaler has an opinion (`AutoscalerObservation` is None: the operator
+just started, or the mode just became custom), custom mode holds the Deployment's count
+as it is (only a new Deployment gets spec.replicas, and a count outside
+minReplicas..maxReplicas is brought inside), so a restart never resets what the
+autoscaler had reached; ScalingActive says so.
 
 Pure: the observed world comes in as data (`ReplicaObservation`). Detecting external
 autoscalers is the handlers' indexes' job; the autoscaler of issue #10 passes its
@@ -30,7 +36,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from atomic_operator.api.agent import AtomicAgentSpec
+from atomic_operator.api.agent import AtomicAgentSpec, AutoscalingStatus
 from atomic_operator.conditions import Cond
 from atomic_operator.settings import AUTOSCALER_FIELD_MANAGER, FIELD_MANAGER
 
@@ -40,12 +46,17 @@ SCALING_ACTIVE = "ScalingActive"
 EXTERNAL_AUTOSCALER = "ExternalAutoscaler"
 
 
+ScaleTarget = Literal["Deployment", "AtomicAgent"]
+
+
 @dataclass(frozen=True)
 class ExternalAutoscaler:
-    """An HPA or KEDA ScaledObject that someone else points at an agent's Deployment."""
+    """An HPA or KEDA ScaledObject that someone else points at an agent's Deployment, or
+    at the agent itself."""
 
     kind: str
     name: str
+    target: ScaleTarget = "Deployment"
 
     def __str__(self) -> str:
         return f"{self.kind}/{self.name}"
@@ -66,6 +77,9 @@ class AutoscalerObservation:
 
     condition: Cond
     """ScalingActive as the autoscaler explains it (reason and message say why)."""
+
+    explanation: AutoscalingStatus | None = None
+    """The decision for status.autoscaling; it changes only when the decision does."""
 
 
 @dataclass(frozen=True)
@@ -102,21 +116,36 @@ class ReplicaPlan:
     scaling: Cond | None
     """ScalingActive, or None where there is nothing to say (mode none, nobody else)."""
 
+    explanation: AutoscalingStatus | None = None
+    """status.autoscaling while the operator's autoscaler owns the count; None otherwise."""
+
     @property
     def operator_hpa(self) -> bool:
         """Whether the operator's own HPA is wanted (hpa mode, nobody else scaling)."""
         return self.owner == "hpa"
 
 
+def _split(external: Sequence[ExternalAutoscaler]
+           ) -> tuple[list[ExternalAutoscaler], list[ExternalAutoscaler]]:
+    on_deployment = [a for a in external if a.target == "Deployment"]
+    return on_deployment, [a for a in external if a.target == "AtomicAgent"]
+
+
 def replica_owner(spec: AtomicAgentSpec, external: Sequence[ExternalAutoscaler] = (),
                   autoscaler: AutoscalerObservation | None = None) -> ReplicaOwner:
-    """Who owns the count; needs no live state, so rendering can ask it before applying."""
-    if external:
+    """Who owns the count; needs no live state, so rendering can ask it before applying.
+
+    In custom mode the autoscaler owns it even before its first recommendation (it is
+    then holding the count), so that nothing else writes in between."""
+    on_deployment, on_agent = _split(external)
+    if on_deployment:
         return "external"
+    if on_agent:
+        return "agent"
     mode = spec.autoscaling.mode
     if mode == "hpa":
         return "hpa"
-    if mode == "custom" and autoscaler is not None:
+    if mode == "custom":
         return "autoscaler"
     return "agent"
 
@@ -125,31 +154,48 @@ def plan_replicas(spec: AtomicAgentSpec, seen: ReplicaObservation) -> ReplicaPla
     """Who owns the count, what readiness compares against, and what to write now."""
     owner = replica_owner(spec, seen.external, seen.autoscaler)
     live = seen.live
+    on_deployment, on_agent = _split(seen.external)
     if owner == "external":
-        names = ", ".join(sorted(map(str, seen.external)))
+        names = ", ".join(sorted(map(str, on_deployment)))
         return ReplicaPlan(owner, live if live is not None else spec.replicas, None,
                            FIELD_MANAGER, Cond(
                                SCALING_ACTIVE, "False", EXTERNAL_AUTOSCALER,
                                f"{names} scales the Deployment: the operator writes no "
                                "replicas"))
+    if on_agent:
+        names = ", ".join(sorted(map(str, on_agent)))
+        mode = spec.autoscaling.mode
+        wanted = spec.replicas
+        if mode == "none":
+            scaling = Cond(SCALING_ACTIVE, "True", EXTERNAL_AUTOSCALER,
+                           f"{names} scales the agent; the Deployment follows spec.replicas")
+        else:
+            scaling = Cond(SCALING_ACTIVE, "False", EXTERNAL_AUTOSCALER,
+                           f"{names} scales the agent: the operator's {mode} autoscaling "
+                           "stands down and the Deployment follows spec.replicas")
+        return ReplicaPlan("agent", wanted, None if live == wanted else wanted,
+                           FIELD_MANAGER, scaling)
     if owner == "hpa":
         initial = max(spec.replicas, spec.autoscaling.min_replicas)
         lift = seen.fresh and live is not None and live < initial
         return ReplicaPlan(owner, initial if lift or live is None else live,
                            initial if lift else None, FIELD_MANAGER, None)
-    if owner == "autoscaler":
-        assert seen.autoscaler is not None
+    if owner == "autoscaler" and seen.autoscaler is not None:
         wanted = seen.autoscaler.desired
         return ReplicaPlan(owner, wanted, None if live == wanted else wanted,
-                           AUTOSCALER_FIELD_MANAGER, seen.autoscaler.condition)
-    scaling = None
-    if spec.autoscaling.mode == "custom":
-        scaling = Cond(SCALING_ACTIVE, "False", "AutoscalerNotRunning",
-                       "the operator's autoscaler has no recommendation for this agent; "
-                       "spec.replicas holds the count")
+                           AUTOSCALER_FIELD_MANAGER, seen.autoscaler.condition,
+                           seen.autoscaler.explanation)
+    if owner == "autoscaler":
+        low, high = spec.autoscaling.min_replicas, spec.autoscaling.max_replicas
+        start = min(max(spec.replicas, low), high)
+        held = start if live is None or seen.fresh else min(max(live, low), high)
+        return ReplicaPlan(owner, held, None if live == held else held,
+                           AUTOSCALER_FIELD_MANAGER, Cond(
+                               SCALING_ACTIVE, "False", "AutoscalerNotRunning",
+                               "the operator's autoscaler has no recommendation for this "
+                               f"agent yet; holding {held} replicas"))
     wanted = spec.replicas
-    return ReplicaPlan(owner, wanted, None if live == wanted else wanted, FIELD_MANAGER,
-                       scaling)
+    return ReplicaPlan(owner, wanted, None if live == wanted else wanted, FIELD_MANAGER, None)
 
 
 def observe_deployment(deployment: Mapping[str, Any],

@@ -17,8 +17,12 @@ from typing import Any
 
 import kopf
 
+from atomic_operator.api import AtomicAgent
+from atomic_operator.autoscaler.controller import Autoscalers, scale_event
+from atomic_operator.autoscaler.scrape import Target
 from atomic_operator.k8s import ApiError, KubeClient, gone_with_namespace, resource_path
 from atomic_operator.metrics import (
+    AUTOSCALER_DECISIONS,
     CHILDREN_APPLIED,
     CHILDREN_DELETED,
     ERRORS,
@@ -53,14 +57,17 @@ class AgentReconciler:
     client: KubeClient
     settings: OperatorSettings
     writer: StatusWriter
+    autoscalers: Autoscalers | None = None
+    """The custom autoscalers (custom mode); None in tests that do not need them."""
     _locks: dict[Key, asyncio.Lock] = field(default_factory=dict)
     _secrets_used: dict[Key, dict[Key, dict[str, str]]] = field(default_factory=dict)
     _failures: dict[Key, int] = field(default_factory=dict)
     _other_locks: dict[tuple[str, str, str], asyncio.Lock] = field(default_factory=dict)
 
     @classmethod
-    def create(cls, client: KubeClient, settings: OperatorSettings) -> AgentReconciler:
-        return cls(client, settings, StatusWriter(client, kopf_event))
+    def create(cls, client: KubeClient, settings: OperatorSettings,
+               autoscalers: Autoscalers | None = None) -> AgentReconciler:
+        return cls(client, settings, StatusWriter(client, kopf_event), autoscalers)
 
     def _lock(self, key: Key) -> asyncio.Lock:
         return self._locks.setdefault(key, asyncio.Lock())
@@ -80,6 +87,8 @@ class AgentReconciler:
         self.writer.forget(body)
         self._locks.pop((meta["namespace"], meta["name"]), None)
         self._secrets_used.pop((meta["namespace"], meta["name"]), None)
+        if self.autoscalers is not None:
+            self.autoscalers.drop((meta["namespace"], meta["name"]))
         self._failures.pop((meta["namespace"], meta["name"]), None)
 
     def _backoff(self, key: Key) -> float:
@@ -88,10 +97,17 @@ class AgentReconciler:
         return float(min(2 ** failures, MAX_RETRY_DELAY))
 
     def _env(self, secrets: ObjectIndex, config_maps: ObjectIndex,
-             existing_optional: frozenset[str], external: tuple[ExternalAutoscaler, ...]
-             ) -> AgentEnv:
+             existing_optional: frozenset[str], external: tuple[ExternalAutoscaler, ...],
+             body: Mapping[str, Any]) -> AgentEnv:
+        key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        autoscaler = None
+        if self.autoscalers is not None:
+            mode = ((body.get("spec") or {}).get("autoscaling") or {}).get("mode")
+            if mode != "custom":
+                self.autoscalers.drop(key)  # a later custom mode starts afresh
+            autoscaler = self.autoscalers.observation(key)
         return AgentEnv(self.client, self.settings, self.writer, secrets, config_maps,
-                        existing_optional, external)
+                        existing_optional, external, autoscaler)
 
     async def read_secrets(self, body: Mapping[str, Any]) -> dict[Key, dict[str, str]]:
         """Key digests of the Secrets the agent names, read by name now; absent ones are
@@ -123,8 +139,10 @@ class AgentReconciler:
                         logger: logging.Logger | Any) -> AgentOutcome:
         meta = body["metadata"]
         secrets = await self.read_secrets(body)
-        env = self._env(secrets, config_maps, existing_optional, external)
-        outcome = await self._run(body, trigger, lambda: reconcile_agent(env, body), logger)
+        # the environment is read under the agent's lock (in `work`): the autoscaler's
+        # recommendation and last write may change while a reconcile waits for it
+        outcome = await self._run(body, trigger, lambda: reconcile_agent(
+            self._env(secrets, config_maps, existing_optional, external, body), body), logger)
         self._secrets_used[(meta["namespace"], meta["name"])] = secrets
         return outcome
 
@@ -132,9 +150,58 @@ class AgentReconciler:
                      external: tuple[ExternalAutoscaler, ...] = (),
                      logger: logging.Logger | Any) -> AgentOutcome:
         """Follow a Deployment's state into its agent's status, without re-applying."""
-        env = self._env({}, {}, frozenset(), external)
-        return await self._run(body, "deployment-changed",
-                               lambda: follow_deployment(env, body, deployment), logger)
+        return await self._run(body, "deployment-changed", lambda: follow_deployment(
+            self._env({}, {}, frozenset(), external, body), body,
+            self._with_our_write(body, deployment)), logger)
+
+    def _with_our_write(self, body: Mapping[str, Any], deployment: Mapping[str, Any]
+                        ) -> Mapping[str, Any]:
+        """The Deployment with the count the autoscaler wrote moments ago, when the event
+        or index that carried it predates that write: a lagging copy must not make the
+        policy write the old count back."""
+        if self.autoscalers is None:
+            return deployment
+        key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        scaler = self.autoscalers.scalers.get(key)
+        live = (deployment.get("spec") or {}).get("replicas")
+        if scaler is None or live is None:
+            return deployment
+        generation = (deployment.get("metadata") or {}).get("generation")
+        current = scaler.current(int(live), generation)
+        if current == live:
+            return deployment
+        return {**deployment, "spec": {**(deployment.get("spec") or {}), "replicas": current}}
+
+    async def autoscale(self, body: Mapping[str, Any], deployment: Mapping[str, Any],
+                        targets: list[Target], *, external: tuple[ExternalAutoscaler, ...] = (),
+                        logger: logging.Logger | Any) -> AgentOutcome | None:
+        """One tick of an agent's custom autoscaler: scrape its Ready pods, decide, and let
+        the replica policy write (through the same path as a Deployment event, under the
+        agent's lock). Nothing is scraped or written while someone else scales it."""
+        if self.autoscalers is None or external:
+            return None
+        try:
+            agent = AtomicAgent.model_validate({"spec": body.get("spec") or {}})
+        except ValueError:
+            return None  # the reconcile reports the spec problem
+        if agent.spec.autoscaling.mode != "custom":
+            return None
+        key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        scaler = self.autoscalers.scaler(key)
+        live = (deployment.get("spec") or {}).get("replicas")
+        if live is None:
+            return None  # not defaulted yet: nothing to decide from
+        rec = await scaler.step(agent.spec, int(live), targets,
+                                (deployment.get("metadata") or {}).get("generation"))
+        AUTOSCALER_DECISIONS.labels(rec.reason).inc()
+        scaled = scale_event(rec)
+        event: Event | None = ("Normal", *scaled) if scaled else None
+        outcome = await self._run(body, "autoscaler", lambda: follow_deployment(
+            self._env({}, {}, frozenset(), external, body), body,
+            self._with_our_write(body, deployment), event), logger)
+        if outcome.replicas_written is not None:
+            logger.info("autoscaler: %s", rec.message)
+        return outcome
 
     async def _run(self, body: Mapping[str, Any], trigger: str,
                    work: Callable[[], Awaitable[AgentOutcome]],
@@ -159,6 +226,11 @@ class AgentReconciler:
                 RECONCILE_SECONDS.labels("AtomicAgent").observe(time.perf_counter() - started)
             self._failures.pop(key, None)
         self._report(trigger, outcome, logger)
+        if outcome.replicas_written is not None and self.autoscalers is not None and (
+                (body.get("spec") or {}).get("autoscaling") or {}).get("mode") == "custom":
+            # a count written for the autoscaler (held after a start, or its own) is what
+            # it decides from next, even before the Deployment's watch shows it
+            self.autoscalers.scaler(key).wrote(outcome.replicas_written)
         return outcome
 
     @staticmethod

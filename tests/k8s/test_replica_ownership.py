@@ -151,9 +151,12 @@ def test_an_hpa_on_the_agent_drives_the_deployment_in_mode_none(
         "name": "task-processor"}}}
     agent_ns.apply(on_agent)
     # The HPA controller writes the agent's spec.replicas through its scale subresource;
-    # the operator follows it to the Deployment, and reports no external autoscaler.
+    # the operator follows it to the Deployment, and ScalingActive=True names the HPA.
     eventually(lambda: agent_ns.get("atomicagent", "task-processor")["spec"]["replicas"] == 2,
                timeout=30, what="the HPA scaled the agent to 2")
     eventually(lambda: agent_ns.get("deployment", "task-processor")["spec"]["replicas"] == 2,
                timeout=10, what="the operator scaled the Deployment to 2")
-    assert not condition(agent_ns.get("atomicagent", "task-processor"), "ScalingActive")
+    scaling = eventually(lambda: condition(agent_ns.get("atomicagent", "task-processor"),
+                                           "ScalingActive"), timeout=10, what="ScalingActive")
+    assert (scaling["status"], scaling["reason"]) == ("True", "ExternalAutoscaler")
+    assert "HorizontalPodAutoscaler/user-hpa scales the agent" in scaling["message"]

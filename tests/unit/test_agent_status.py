@@ -108,6 +108,31 @@ def test_custom_mode_says_when_its_autoscaler_has_no_say() -> None:
     assert _conds(status)["ScalingActive"] == ("False", "AutoscalerNotRunning")
 
 
+def test_the_autoscalers_decision_is_in_status_and_leaves_with_it() -> None:
+    from atomic_operator.api.agent import AutoscalingStatus
+    from atomic_operator.conditions import Cond
+    from atomic_operator.reconcile.status_writer import status_patch
+    from atomic_operator.replicas import AutoscalerObservation
+
+    agent = _agent({"spec": {"autoscaling": {"mode": "custom"}}})
+    dep = _deployment(ready=1, replicas=1)
+    why = AutoscalingStatus(reason="ScaleUp", message="demand 30 ...: 1 -> 4",
+                            last_scale_time="2026-11-25T19:00:00Z")
+    decided = plan_replicas(agent.spec, ReplicaObservation(1, False, (), AutoscalerObservation(
+        4, Cond("ScalingActive", "True", "Autoscaling", "the operator's autoscaler ..."), why)))
+    scaled = _status(agent, {}, AgentObservation(dep, decided, config_hash="h"))
+    assert scaled["desiredReplicas"] == 4
+    assert scaled["autoscaling"] == {"reason": "ScaleUp", "message": "demand 30 ...: 1 -> 4",
+                                     "lastScaleTime": "2026-11-25T19:00:00Z"}
+    assert _conds(scaled)["ScalingActive"] == ("True", "Autoscaling")
+    # back to mode none: the explanation is removed, not left behind stale
+    none = _agent()
+    back = _status(none, scaled, AgentObservation(dep, _plan(none, dep), config_hash="h"))
+    assert "autoscaling" not in back
+    patch = status_patch(scaled, back)
+    assert patch is not None and patch["autoscaling"] is None
+
+
 def _schema_properties(kind: str) -> dict[str, Any]:
     crd = yaml.safe_load((ROOT / "crds" / f"{kind}.atomicagents.io.yaml").read_text())
     schema: dict[str, Any] = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]

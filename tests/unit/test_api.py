@@ -42,3 +42,10 @@ def test_schema_extras_survive() -> None:
 def test_input_binding_needs_exactly_one_source(binding: dict[str, object]) -> None:
     with pytest.raises(ValidationError, match="exactly one of from, template or value"):
         InputBinding.model_validate(binding)
+
+
+@pytest.mark.parametrize("mode", ["none", "custom", "hpa"])
+def test_scale_to_zero_is_refused_in_every_mode(mode: str) -> None:
+    with pytest.raises(ValidationError, match="minReplicas"):
+        AtomicAgent.model_validate(variant("task-processor", {"spec": {"autoscaling": {
+            "mode": mode, "minReplicas": 0}}}))

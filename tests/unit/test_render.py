@@ -105,3 +105,17 @@ def test_render_cli_reports_problems(tmp_path: Path, capsys: pytest.CaptureFixtu
     path.write_text(yaml.safe_dump(bad))
     assert main(["render", "-f", str(path)]) == 1
     assert "spec.model.mode" in capsys.readouterr().err
+
+
+def test_hpa_metrics_cpu_always_memory_and_in_flight_when_asked() -> None:
+    plain = _render(example("content-analyzer")).hpa
+    assert [m["resource"]["name"] for m in plain["spec"]["metrics"]] == ["cpu"]
+    full = _render(variant("content-analyzer", {"spec": {"autoscaling": {
+        "targetMemoryUtilizationPercentage": 75, "targetInFlightPerReplica": 6.4}}})).hpa
+    cpu, memory, in_flight = full["spec"]["metrics"]
+    assert cpu["resource"]["name"] == "cpu"
+    assert memory["resource"] == {"name": "memory", "target": {
+        "type": "Utilization", "averageUtilization": 75}}
+    assert in_flight == {"type": "Pods", "pods": {
+        "metric": {"name": "agent_inflight_requests"},
+        "target": {"type": "AverageValue", "averageValue": "6400m"}}}

@@ -29,6 +29,7 @@ AUTOSCALER = AUTOSCALER_FIELD_MANAGER
 USER_HPA = ExternalAutoscaler("HorizontalPodAutoscaler", "user-hpa")
 KEDA = ExternalAutoscaler("ScaledObject", "keda-so")
 KEDA_HPA = ExternalAutoscaler("HorizontalPodAutoscaler", "keda-hpa-keda-so")
+AGENT_HPA = ExternalAutoscaler("HorizontalPodAutoscaler", "agent-hpa", target="AtomicAgent")
 
 
 @dataclass(frozen=True)
@@ -77,9 +78,24 @@ TABLE = [
         scaling="ExternalAutoscaler", external=(KEDA,), recommends=2),
     Row("custom", "operator's autoscaler", 1, 1, "autoscaler", 4, AUTOSCALER,
         scaling="Scaling", recommends=4),
-    # Until the autoscaler has a recommendation, spec.replicas holds (and status says so).
-    Row("custom", "kubectl scale aa, no autoscaler yet", 3, 1, "agent", 3,
+    # Until the autoscaler has a recommendation (the operator just restarted) the count it
+    # reached holds; only a count outside min..max (2..8) is brought inside.
+    Row("custom", "kubectl scale aa, no autoscaler yet", 3, 6, "autoscaler", None, AUTOSCALER,
         scaling="AutoscalerNotRunning"),
+    Row("custom", "below minReplicas, no autoscaler yet", 3, 1, "autoscaler", 2, AUTOSCALER,
+        scaling="AutoscalerNotRunning"),
+    Row("custom", "a fresh Deployment, no autoscaler yet", 3, 1, "autoscaler", 3, AUTOSCALER,
+        scaling="AutoscalerNotRunning", fresh=True),
+    # An HPA or ScaledObject on the agent writes spec.replicas: the Deployment follows it,
+    # whatever the mode, and the operator's own autoscaling stands down.
+    Row("none", "HPA found on the agent", 4, 3, "agent", 4, scaling="ExternalAutoscaler",
+        external=(AGENT_HPA,)),
+    Row("hpa", "HPA found on the agent", 4, 2, "agent", 4, scaling="ExternalAutoscaler",
+        external=(AGENT_HPA,)),
+    Row("custom", "HPA found on the agent", 4, 2, "agent", 4, scaling="ExternalAutoscaler",
+        external=(AGENT_HPA,), recommends=7),
+    Row("custom", "KEDA on both", 4, 2, "external", None, scaling="ExternalAutoscaler",
+        external=(AGENT_HPA, KEDA), recommends=7),
 ]
 
 
@@ -118,3 +134,14 @@ def test_readiness_counts_against_the_owner() -> None:
     assert hpa.desired == 6  # the HPA's count, not spec.replicas
     none = plan_replicas(_spec("none", 3).spec, ReplicaObservation(live=1))
     assert none.desired == 3
+
+
+def test_an_autoscaler_on_the_agent_is_named_and_stands_the_operator_down() -> None:
+    plan = plan_replicas(_spec("custom", 4).spec, ReplicaObservation(
+        live=2, external=(AGENT_HPA,)))
+    assert plan.scaling is not None and plan.scaling.status == "False"
+    assert "HorizontalPodAutoscaler/agent-hpa scales the agent" in plan.scaling.message
+    none = plan_replicas(_spec("none", 4).spec, ReplicaObservation(
+        live=4, external=(AGENT_HPA,)))
+    assert none.scaling is not None and none.scaling.status == "True"
+    assert none.write is None

@@ -130,28 +130,41 @@ class Autoscaling(ApiModel):
     )
 
     mode: AutoscalingMode = "none"
-    """none: spec.replicas is kept as written. custom: the operator's autoscaler scales on
-    in-flight requests and latency. hpa: a HorizontalPodAutoscaler on CPU owns the count."""
+    """none: spec.replicas is kept as written (an HPA or KEDA may target the agent's scale
+    subresource). custom: the operator's autoscaler scales on in-flight and queued requests,
+    with latency and CPU as guards. hpa: a HorizontalPodAutoscaler owns the count, on CPU,
+    and on memory and in-flight requests when their targets are set."""
 
-    min_replicas: Annotated[int, Field(ge=0, le=1000)] = 1
-    """Fewest replicas the autoscaler keeps (0 allows scale to zero in custom mode)."""
+    min_replicas: Annotated[int, Field(ge=1, le=1000)] = 1
+    """Fewest replicas the autoscaler keeps, at least 1 in every mode: scale to zero is not
+    supported, because nothing holds a request while an agent at zero wakes up."""
 
     max_replicas: Annotated[int, Field(ge=1, le=1000)] = 10
     """Most replicas the autoscaler may create."""
 
     target_in_flight_per_replica: Annotated[float | None, Field(gt=0, le=10_000)] = None
     """Custom mode: wanted in-flight plus queued requests per replica; defaults to 80% of
-    concurrency.maxInFlight."""
+    concurrency.maxInFlight. Hpa mode: when set, the HPA also gets a Pods metric
+    agent_inflight_requests with this average value, which needs a metrics adapter (such as
+    prometheus-adapter) serving it through custom.metrics.k8s.io; unset, the HPA uses no
+    custom metric."""
 
     target_response_time_seconds: Annotated[float | None, Field(gt=0, le=3600)] = None
-    """Custom mode: scale out when the p90 request time exceeds this."""
+    """Custom mode: a guard, not a driver: while the p90 request time is above it, replicas
+    are not removed. Latency alone never adds replicas (slowness with spare capacity is the
+    provider's)."""
 
     target_cpu_utilization_percentage: Annotated[int, Field(
         ge=1, le=100, alias="targetCPUUtilizationPercentage")] = 80
     """Hpa mode: average CPU utilization, in percent of requests, to aim for."""
 
+    target_memory_utilization_percentage: Annotated[int | None, Field(ge=1, le=100)] = None
+    """Hpa mode: when set, the HPA also aims for this average memory utilization, in
+    percent of requests (the pods need a memory request)."""
+
     scale_down_stabilization_seconds: Annotated[int, Field(ge=0, le=3600)] = 300
-    """How long load must stay low before replicas are removed."""
+    """How long load must stay low before replicas are removed (custom and hpa modes): the
+    count never drops below the highest need seen within this window."""
 
 
 class Concurrency(ApiModel):
@@ -403,8 +416,9 @@ class AtomicAgentSpec(ApiModel):
     replicas: Annotated[int, Field(ge=0, le=1000)] = 1
     """Wanted pods when autoscaling.mode is none; also written through the agent's scale
     subresource (kubectl scale, an HPA or KEDA on the agent). In hpa mode the initial count;
-    in custom mode the count until the operator's autoscaler has a recommendation (it never
-    writes this field). An HPA or ScaledObject on the Deployment overrides it in any mode."""
+    in custom mode the initial count of a new Deployment, within minReplicas..maxReplicas
+    (the autoscaler never writes this field). An HPA or ScaledObject on the Deployment
+    overrides it in any mode; one on the agent writes it, and the Deployment follows."""
 
     autoscaling: Autoscaling = Field(default_factory=Autoscaling)
     """How replicas follow load."""
@@ -430,8 +444,76 @@ class AtomicAgentSpec(ApiModel):
     unless set)."""
 
 
+class AutoscalingInputs(ApiModel):
+    """The figures the custom autoscaler decided from, summed over the Ready pods."""
+
+    demand: float
+    """Requests in flight plus queued, plus the pods' own 429s times the service time."""
+
+    fast_demand: float
+    """The lowest demand of the fast window (a level held for a few seconds)."""
+
+    stable_demand: float
+    """The mean demand of the averaging window (60 s, or the stable window if shorter)."""
+
+    in_flight: float
+    """Requests holding a concurrency slot."""
+
+    queued: float
+    """Requests waiting for a slot."""
+
+    rejected_per_second: float
+    """The pods' own 429s (over maxInFlight + queueSize)."""
+
+    requests_per_second: float
+    """Answered requests."""
+
+    target_per_replica: float
+    """In-flight plus queued requests one replica should carry."""
+
+    pods_reporting: int
+    """Ready pods with a fresh sample."""
+
+    pods_missing: int
+    """Ready pods whose last sample is older than three intervals, or that never answered."""
+
+    mean_latency_seconds: float | None = None
+    """Mean model-call time: how long a request holds a slot."""
+
+    p90_latency_seconds: float | None = None
+    """p90 of the whole request, queue wait included (the latency guard)."""
+
+    upstream_error_share: float | None = None
+    """Share of errors that are the provider's 429/5xx (above one half, scale-up freezes)."""
+
+    cpu_utilization: float | None = None
+    """CPU of the pods as a share of their request (the CPU guard)."""
+
+
+class AutoscalingStatus(ApiModel):
+    """The custom autoscaler's last decision that changed something, and why."""
+
+    reason: str
+    """ScaleUp, ScaleDown, WithinTarget, StabilizingScaleDown, ScaleDownRateLimited,
+    RestartHold, MetricsMissing, WaitingForPods, UpstreamSaturated, LatencyAboveTarget,
+    CPUAboveGuard, AtMaximum, BelowMinimum or AboveMaximum."""
+
+    message: str
+    """The decision in words, with the figures."""
+
+    inputs: AutoscalingInputs | None = None
+    """The figures, when there were any."""
+
+    last_scale_time: str | None = None
+    """When the autoscaler last changed the replica count (RFC 3339)."""
+
+
 class AtomicAgentStatus(CommonStatus):
     """The observed state of an AtomicAgent."""
+
+    autoscaling: AutoscalingStatus | None = None
+    """Custom mode: the autoscaler's last decision that changed the count or its reason
+    (the figures of steady ticks are not written, so a steady agent costs no API writes)."""
 
     selector: str | None = None
     """Label selector of the agent's pods, for the scale subresource."""

@@ -4,11 +4,13 @@ from atomic_operator.handlers import (
     admission,
     atomic_agent,
     atomic_pipeline,
+    autoscaler,
     children,
     indexes,
     lifecycle,
     references,
 )
 
-__all__ = ["admission", "atomic_agent", "atomic_pipeline", "children", "indexes", "lifecycle",
+__all__ = ["admission", "atomic_agent", "atomic_pipeline", "autoscaler", "children", "indexes",
+           "lifecycle",
            "references"]

@@ -12,7 +12,7 @@ import kopf
 
 from atomic_operator.drift import edited_by_others
 from atomic_operator.handlers.dispatch import reconcile_named
-from atomic_operator.handlers.indexes import MANAGED, Indexes, deployment_target, not_ours
+from atomic_operator.handlers.indexes import MANAGED, Indexes, not_ours, scale_target
 from atomic_operator.handlers.types import Logger
 from atomic_operator.k8s.kinds import (
     AGENT,
@@ -80,12 +80,13 @@ def _register_external(kind: Kind, default_kind: str | None) -> None:
                    id=f"external-{kind.plural}")
     async def external_event(*, type: str, spec: kopf.Spec, namespace: str | None,
                              memo: Any, logger: Logger, **kwargs: Any) -> None:
-        """An autoscaler of someone else appeared on (or left) an agent's Deployment: the
-        agent stops (or resumes) writing replicas and says so in ScalingActive."""
-        target = deployment_target(spec, default_kind)
-        if not target or not namespace or type is None:
+        """An autoscaler of someone else appeared on (or left) an agent's Deployment or the
+        agent: the operator stops (or resumes) writing replicas and says so in
+        ScalingActive."""
+        found = scale_target(spec, default_kind)
+        if not found or not namespace or type is None:
             return
-        await reconcile_named(namespace, target, "external-autoscaler", memo,
+        await reconcile_named(namespace, found[1], "external-autoscaler", memo,
                               Indexes.from_kwargs(kwargs), logger)
 
 

@@ -17,6 +17,7 @@ from atomic_operator.k8s.kinds import (
     ATOMIC_AGENT,
     CONFIG_MAP,
     DEPLOYMENT,
+    ENDPOINT_SLICE,
     HPA,
     NAMESPACE,
     SCALED_OBJECT,
@@ -24,9 +25,9 @@ from atomic_operator.k8s.kinds import (
     optional_children,
     owner_label,
 )
-from atomic_operator.naming import MANAGED_BY, MANAGED_SELECTOR
+from atomic_operator.naming import AGENT_LABEL, MANAGED_BY, MANAGED_SELECTOR
 from atomic_operator.references import key_digests
-from atomic_operator.replicas import ExternalAutoscaler
+from atomic_operator.replicas import ExternalAutoscaler, ScaleTarget
 
 UNMANAGED = {"app.kubernetes.io/managed-by": kopf.ABSENT}
 MANAGED = MANAGED_SELECTOR
@@ -109,22 +110,76 @@ def deployment_target(spec: Mapping[str, Any], default_kind: str | None = None) 
     return str(name) if name else None
 
 
+def agent_target(spec: Mapping[str, Any]) -> str | None:
+    """The AtomicAgent a scaleTargetRef points at (through its scale subresource), or None."""
+    ref = spec.get("scaleTargetRef") or {}
+    group = str(ref.get("apiVersion") or "").partition("/")[0]
+    if ref.get("kind") != ATOMIC_AGENT.kind or group != ATOMIC_AGENT.group:
+        return None
+    name = ref.get("name")
+    return str(name) if name else None
+
+
+def scale_target(spec: Mapping[str, Any], default_kind: str | None = None
+                 ) -> tuple[ScaleTarget, str] | None:
+    """What an autoscaler scales, if it is an agent's: (its Deployment or the agent, the
+    name, which is the agent's either way)."""
+    deployment = deployment_target(spec, default_kind)
+    if deployment:
+        return "Deployment", deployment
+    agent = agent_target(spec)
+    return ("AtomicAgent", agent) if agent else None
+
+
 @kopf.index(HPA.group, HPA.version, HPA.plural, when=not_ours)
 def external_hpas(*, namespace: str | None, name: str, spec: kopf.Spec, **_: Any
                   ) -> dict[tuple[str | None, str], ExternalAutoscaler]:
-    """(namespace, Deployment) → HPAs of others that scale it: they own its replicas."""
-    target = deployment_target(spec)
-    return {(namespace, target): ExternalAutoscaler(HPA.kind, name)} if target else {}
+    """(namespace, agent) → HPAs of others that scale its Deployment (they own its
+    replicas) or the agent itself (they write its spec.replicas)."""
+    found = scale_target(spec)
+    if not found:
+        return {}
+    return {(namespace, found[1]): ExternalAutoscaler(HPA.kind, name, found[0])}
 
 
 @kopf.index(SCALED_OBJECT.group, SCALED_OBJECT.version, SCALED_OBJECT.plural)
 def external_scaled_objects(*, namespace: str | None, name: str, spec: kopf.Spec, **_: Any
                             ) -> dict[tuple[str | None, str], ExternalAutoscaler]:
-    """(namespace, Deployment) → KEDA ScaledObjects that scale it. Served only where the
-    KEDA CRD exists; elsewhere kopf logs that it cannot serve it, and this stays empty.
-    (KEDA also creates an HPA for each ScaledObject, which `external_hpas` finds.)"""
-    target = deployment_target(spec, default_kind=DEPLOYMENT.kind)
-    return {(namespace, target): ExternalAutoscaler(SCALED_OBJECT.kind, name)} if target else {}
+    """(namespace, agent) → KEDA ScaledObjects that scale its Deployment or the agent.
+    Served only where the KEDA CRD exists; elsewhere kopf logs that it cannot serve it,
+    and this stays empty. (KEDA also creates an HPA for each ScaledObject, which
+    `external_hpas` finds.)"""
+    found = scale_target(spec, default_kind=DEPLOYMENT.kind)
+    if not found:
+        return {}
+    return {(namespace, found[1]): ExternalAutoscaler(SCALED_OBJECT.kind, name, found[0])}
+
+
+@kopf.index(DEPLOYMENT.group, DEPLOYMENT.version, DEPLOYMENT.plural, labels=MANAGED)
+def deployments(*, namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
+                ) -> dict[tuple[str | None, str], dict[str, Any]]:
+    """(namespace, agent) → its Deployment's metadata, spec.replicas and status: what the
+    custom autoscaler's timer needs every tick, without a GET."""
+    owner = labels.get(AGENT_LABEL)
+    if not owner:
+        return {}
+    meta = body.get("metadata") or {}
+    return {(namespace, owner): {
+        "metadata": {k: meta.get(k) for k in ("name", "namespace", "generation", "uid")},
+        "spec": {"replicas": (body.get("spec") or {}).get("replicas")},
+        "status": copy.deepcopy(dict(body.get("status") or {})),
+    }}
+
+
+@kopf.index(ENDPOINT_SLICE.group, ENDPOINT_SLICE.version, ENDPOINT_SLICE.plural,
+            labels={**MANAGED, AGENT_LABEL: kopf.PRESENT})
+def endpoint_slices(*, namespace: str | None, labels: kopf.Labels, body: kopf.Body,
+                    **_: Any) -> dict[tuple[str | None, str], dict[str, Any]]:
+    """(namespace, agent) → the EndpointSlices of its Service (the EndpointSlice controller
+    copies the Service's labels onto them): the Ready pods the autoscaler scrapes."""
+    owner = str(labels.get(AGENT_LABEL))
+    return {(namespace, owner): {k: copy.deepcopy(body.get(k))
+                                 for k in ("addressType", "endpoints", "ports")}}
 
 
 @kopf.index(NAMESPACE.group, NAMESPACE.version, NAMESPACE.plural)
@@ -143,6 +198,8 @@ class Indexes:
     optional: tuple[kopf.Index[Any, Any], ...]
     external: tuple[kopf.Index[Any, Any], ...]
     agents_by_config_map: kopf.Index[Any, Any]
+    deployments: IndexView
+    endpoint_slices: kopf.Index[Any, Any]
     terminating: kopf.Index[Any, Any]
 
     @classmethod
@@ -153,8 +210,14 @@ class Indexes:
             optional=tuple(kwargs[_optional_index_id(c)] for c in optional_children(AGENT)),
             external=(kwargs["external_hpas"], kwargs["external_scaled_objects"]),
             agents_by_config_map=kwargs["agents_by_config_map"],
+            deployments=IndexView(kwargs["deployments"]),
+            endpoint_slices=kwargs["endpoint_slices"],
             terminating=kwargs["terminating_namespaces"],
         )
+
+    def slices(self, namespace: str, agent: str) -> list[dict[str, Any]]:
+        """The EndpointSlices of an agent's Service."""
+        return list(self.endpoint_slices.get((namespace, agent), []))
 
     def namespace_terminating(self, namespace: str | None) -> bool:
         return bool(namespace) and namespace in self.terminating
@@ -166,7 +229,8 @@ class Indexes:
 
     def external_autoscalers(self, namespace: str, deployment: str
                              ) -> tuple[ExternalAutoscaler, ...]:
-        """Autoscalers of others that target the Deployment (an agent's has its name)."""
+        """Autoscalers of others that target the agent's Deployment (which has the agent's
+        name) or the agent itself."""
         key = (namespace, deployment)
         return tuple(sorted({a for index in self.external for a in index.get(key, [])},
                             key=str))

@@ -7,9 +7,11 @@ import contextlib
 import logging
 from typing import Any
 
+import aiohttp
 import kopf
 
 from atomic_operator import GROUP
+from atomic_operator.autoscaler.controller import Autoscalers
 from atomic_operator.bookkeeping import DigestDiffBaseStorage
 from atomic_operator.handlers.types import Logger
 from atomic_operator.k8s import KubeClient
@@ -77,7 +79,11 @@ async def startup(*, settings: kopf.OperatorSettings, memo: Any, logger: Logger,
     cert = (now.cert_path, now.key_path) if now.cert_path and now.key_path else None
     client = KubeClient.connect(now.server, ca_path=now.ca_path, insecure=now.insecure,
                                 client_cert=cert, tokens=credentials)
-    memo.reconciler = AgentReconciler.create(client, ours)
+    # one pooled session for every scrape of every autoscaled agent; HTTP(S)_PROXY and
+    # NO_PROXY are honoured (add the pod CIDR to NO_PROXY where a proxy is set)
+    scrapes = aiohttp.ClientSession(
+        trust_env=True, connector=aiohttp.TCPConnector(limit=256, limit_per_host=4))
+    memo.reconciler = AgentReconciler.create(client, ours, Autoscalers(scrapes))
     memo.background_tasks = {}  # loops handlers start (handlers/references.py)
     serve(ours.metrics_port)
     logger.info("atomic-operator started: runtime image %s, metrics on :%s, webhook %s",
@@ -95,3 +101,5 @@ async def cleanup(*, memo: Any, **_: Any) -> None:
     reconciler: AgentReconciler | None = memo.get("reconciler")
     if reconciler is not None:
         await reconciler.client.close()
+        if reconciler.autoscalers is not None:
+            await reconciler.autoscalers.session.close()

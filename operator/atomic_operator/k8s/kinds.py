@@ -46,13 +46,16 @@ DEPLOYMENT = Kind("apps/v1", "Deployment", "deployments")
 HPA = Kind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers")
 PDB = Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets")
 NETWORK_POLICY = Kind("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies")
+ENDPOINT_SLICE = Kind("discovery.k8s.io/v1", "EndpointSlice", "endpointslices")
+"""Read only: where the custom autoscaler finds the Ready pods' metrics addresses."""
 SCALED_OBJECT = Kind("keda.sh/v1alpha1", "ScaledObject", "scaledobjects")
 """KEDA's; served only where KEDA is installed (the operator never requires it)."""
 ATOMIC_AGENT = Kind(API_VERSION, "AtomicAgent", "atomicagents")
 ATOMIC_PIPELINE = Kind(API_VERSION, "AtomicPipeline", "atomicpipelines")
 
 KINDS: dict[str, Kind] = {k.kind: k for k in (
-    CONFIG_MAP, SECRET, SERVICE, DEPLOYMENT, HPA, PDB, NETWORK_POLICY, SCALED_OBJECT,
+    CONFIG_MAP, SECRET, SERVICE, DEPLOYMENT, HPA, PDB, NETWORK_POLICY, ENDPOINT_SLICE,
+    SCALED_OBJECT,
     ATOMIC_AGENT, ATOMIC_PIPELINE)}
 """By kind name, for URL paths."""
 

@@ -199,8 +199,10 @@ async def reconcile_agent(env: AgentEnv, body: Mapping[str, Any]) -> AgentOutcom
 
 
 async def follow_deployment(env: AgentEnv, body: Mapping[str, Any],
-                            deployment: Mapping[str, Any]) -> AgentOutcome:
-    """A Deployment event without drift: write the replicas the policy wants, if any, and
+                            deployment: Mapping[str, Any],
+                            on_write: Event | None = None) -> AgentOutcome:
+    """A Deployment event without drift, or an autoscaler tick: write the replicas the
+    policy wants, if any (posting `on_write`, which says why, when a count is written), and
     follow the Deployment's state into the agent's status. Nothing is applied."""
     body = env.status.latest(body)
     who = _identity(body)
@@ -216,6 +218,8 @@ async def follow_deployment(env: AgentEnv, body: Mapping[str, Any],
                                                             env.autoscaler))
         live = await write_replicas(env.client, who, plan, live)
         outcome.replicas_written = plan.write
+        if plan.write is not None and on_write is not None:
+            outcome.events.append(on_write)
         outcome.events.extend(_scaling_events(status, plan))
     wanted = agent_status(agent, who.name, who.namespace, body["metadata"].get("generation"),
                           status, AgentObservation(live, plan), env.settings.cluster_domain)

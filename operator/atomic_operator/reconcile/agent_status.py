@@ -98,6 +98,9 @@ def _observed_fields(deployment: Mapping[str, Any], plan: ReplicaPlan) -> dict[s
         "replicas": observed.get("replicas", 0),
         "readyReplicas": observed.get("readyReplicas", 0),
         "desiredReplicas": plan.desired,
+        # the autoscaler's last decision while it owns the count; removed when it does not
+        "autoscaling": plan.explanation.model_dump(by_alias=True, exclude_none=True)
+        if plan.explanation else None,
     }
 
 

@@ -40,6 +40,11 @@ def wire(status: CommonStatus) -> dict[str, Any]:
     return status.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
+CLEARABLE = ("autoscaling",)
+"""Status fields that go away (a merge patch with null) when the wanted status has none:
+the custom autoscaler's explanation once it no longer owns the count."""
+
+
 def _without_times(conditions: Any) -> list[Any]:
     return [{k: v for k, v in c.items() if k != "lastTransitionTime"} for c in conditions or []]
 
@@ -53,7 +58,8 @@ def status_patch(current: Mapping[str, Any] | None, wanted: Mapping[str, Any]
     When they differ, the whole list is written (a merge patch replaces lists).
     """
     current = current or {}
-    diff = {}
+    diff: dict[str, Any] = {key: None for key in CLEARABLE
+                            if key in current and key not in wanted}
     for key, value in wanted.items():
         if key == "conditions":
             if _without_times(current.get(key)) != _without_times(value):
