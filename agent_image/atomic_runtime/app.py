@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -197,6 +199,17 @@ class RunHandler:
         return error(status, kind, failure.message, list(failure.details) or None, retry_after)
 
 
+POD_NAME = os.environ.get("ATOMIC_AGENT_POD_NAME") or socket.gethostname()
+
+
+def replica_of(scope: Scope) -> bytes:
+    """`<pod>@<address>:<port>` of this process, for callers' traces (a pipeline runner
+    records which replica answered each call, which a Service hides from it)."""
+    server = scope.get("server")
+    address = f"@{server[0]}:{server[1]}" if server else ""
+    return f"{POD_NAME}{address}".encode()
+
+
 class RequestIdMiddleware:
     """Tags the log context and the response with the caller's X-Request-ID (or a new one)."""
 
@@ -216,10 +229,11 @@ class RequestIdMiddleware:
         rid = rid or uuid.uuid4().hex
         token = request_id.set(rid)
         header = (b"x-request-id", rid.encode())
+        replica = (b"x-atomic-replica", replica_of(scope))
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), header]
+                message["headers"] = [*message.get("headers", []), header, replica]
             await send(message)
 
         try:

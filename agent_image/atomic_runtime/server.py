@@ -16,12 +16,13 @@ import logging
 import os
 import sys
 from types import FrameType
+from typing import Protocol
 
 import uvicorn
 
 from .app import RuntimeState, create_app
 from .byo import AgentRefError
-from .config import AgentConfig, load_config
+from .config import load_config
 from .llm import MissingAPIKeyError, api_key
 from .logs import configure_logging
 
@@ -61,7 +62,14 @@ class DrainingServer(uvicorn.Server):
         self.should_exit = True
 
 
-def uvicorn_config(app: object, config: AgentConfig) -> uvicorn.Config:
+class HasDeadline(Protocol):
+    """An agent's or a pipeline runner's config: the drain waits out one request deadline."""
+
+    @property
+    def request_timeout_seconds(self) -> float: ...
+
+
+def uvicorn_config(app: object, config: HasDeadline) -> uvicorn.Config:
     return uvicorn.Config(
         app,  # type: ignore[arg-type]
         host=os.environ.get("ATOMIC_AGENT_HOST", "0.0.0.0"),

@@ -14,7 +14,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from atomic_operator.api.pipeline import AtomicPipeline, InputBinding, PipelineStep
+from atomic_operator.api.pipeline import REFERENCE, AtomicPipeline, InputBinding, PipelineStep
 from atomic_operator.problems import SpecProblem
 from atomic_operator.schema_fit import Schema, fits, resolve_ref
 
@@ -37,6 +37,8 @@ class PipelineCheck:
     waves: list[list[str]] = field(default_factory=list)
     unresolved_agents: list[str] = field(default_factory=list)
     """Agents that are missing or declare no schemas: their edges could not be checked."""
+    output_schema: dict[str, Any] | None = None
+    """The schema of what the pipeline returns, when it resolves (a self-contained document)."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,56 @@ NO_ITEM = _Value(False, False, False)
 """Stands for "this step has no forEach", as opposed to None: "the element is unknown"."""
 
 
+@dataclass(frozen=True)
+class Reference:
+    """A parsed reference: where the value comes from and the field path inside it."""
+
+    source: str
+    """input, item or step."""
+
+    step: str | None
+    """The step whose output is read (source step only)."""
+
+    path: tuple[str, ...]
+    """Field names from the source down to the value."""
+
+    @property
+    def text(self) -> str:
+        head = f"steps.{self.step}.output" if self.source == "step" else self.source
+        return ".".join((head, *self.path))
+
+
+REFERENCE_SYNTAX = re.compile(REFERENCE)
+
+
+def parse_reference(reference: str) -> Reference | None:
+    """The one parser of the reference syntax (None when it is not a reference)."""
+    if not REFERENCE_SYNTAX.match(reference):
+        return None
+    parts = reference.split(".")
+    if parts[0] == "steps":
+        return Reference("step", parts[1], tuple(parts[3:]))
+    return Reference(parts[0], None, tuple(parts[1:]))
+
+
+def template_parts(template: str) -> list[str | Reference]:
+    """A template split into literal text and parsed placeholders, in order.
+
+    A placeholder that is not a reference stays text here; `check_binding` reports it.
+    """
+    parts: list[str | Reference] = []
+    position = 0
+    for match in PLACEHOLDER.finditer(template):
+        if match.start() > position:
+            parts.append(template[position:match.start()])
+        parsed = parse_reference(match.group(1).strip())
+        parts.append(parsed if parsed is not None else match.group(0))
+        position = match.end()
+    if position < len(template):
+        parts.append(template[position:])
+    return parts
+
+
 def references_of(binding: InputBinding) -> list[str]:
     if binding.from_ is not None:
         return [binding.from_]
@@ -60,8 +112,8 @@ def references_of(binding: InputBinding) -> list[str]:
 
 
 def _step_of(reference: str) -> str | None:
-    parts = reference.split(".")
-    return parts[1] if parts[0] == "steps" and len(parts) > 1 else None
+    parsed = parse_reference(reference)
+    return parsed.step if parsed is not None else None
 
 
 def dependencies(step: PipelineStep) -> set[str]:
@@ -115,7 +167,10 @@ class _Checker:
                          f"steps {', '.join(cycle)} depend on each other in a cycle")
         for step in self.spec.steps:
             self.check_step(step)
-        self.resolve(self.spec.output.from_, "spec.output.from", item=NO_ITEM)
+        output = self.resolve(self.spec.output.from_, "spec.output.from", item=NO_ITEM)
+        if output is not None and isinstance(output.schema, dict):
+            defs = output.root.get("$defs") if isinstance(output.root, dict) else None
+            self.result.output_schema = {**output.schema, **({"$defs": defs} if defs else {})}
         return self.result
 
     # -- values ------------------------------------------------------------------------
@@ -136,9 +191,11 @@ class _Checker:
         if schemas is None:
             return None
         assert schemas.output is not None  # agent() returns only agents with both schemas
+        # An optional step's output is absent when it failed.
         if step.for_each:  # one result per element, in order
-            return _Value({"type": "array", "items": schemas.output}, schemas.output, False)
-        return _Value(schemas.output, schemas.output, False)
+            return _Value({"type": "array", "items": schemas.output}, schemas.output,
+                          step.optional)
+        return _Value(schemas.output, schemas.output, step.optional)
 
     def resolve(self, reference: str, where: str, item: _Value | None) -> _Value | None:
         """The schema of the value a reference names; None (with a problem) when it has none.
@@ -147,31 +204,34 @@ class _Checker:
         through an unchecked agent's output resolves to None without a problem: the agent is
         reported once, as unresolved.
         """
-        parts = reference.split(".")
+        parsed = parse_reference(reference)
         value: _Value | None
-        if parts[0] == "input":
+        if parsed is None:
+            self.problem(where, "InvalidReference",
+                         f"{reference!r} is not a reference: use input.<field>, item.<field> "
+                         "or steps.<step>.output.<field>")
+            return None
+        if parsed.source == "input":
             value = _Value(self.input_schema, self.input_schema, False)
-            rest = parts[1:]
             origin = "the pipeline input"
-        elif parts[0] == "item":
+        elif parsed.source == "item":
             if item is None:
                 return None
             if item is NO_ITEM:
                 self.problem(where, "InvalidReference",
                              f"{reference!r}: item is only defined in a step with forEach")
                 return None
-            value, rest, origin = item, parts[1:], "the forEach item"
+            value, origin = item, "the forEach item"
         else:
-            name = parts[1]
+            name = str(parsed.step)
             if name not in self.steps:
                 self.problem(where, "InvalidReference", f"{reference!r}: no step named {name}")
                 return None
             value = self.step_output(name)
             if value is None:
                 return None
-            rest = parts[3:]
             origin = f"the output of step {name}"
-        for segment in rest:
+        for segment in parsed.path:
             inner = self.field_of(value, segment)
             if inner is None:
                 self.problem(where, "InvalidReference",
@@ -261,6 +321,10 @@ class _Checker:
             label = "the pipeline input"
         if source is None or consumer is None:
             return
+        if source.optional and not step.for_each:
+            self.problem(f"{base}.input", "SchemaMismatch",
+                         f"{label} may be absent (an optional step), but it is agent "
+                         f"{step.agent_ref.name}'s whole input; bind its fields instead")
         self.report(fits(source.schema, consumer, source.root, consumer), f"{base}.input",
                     f"{label} does not fit agent {step.agent_ref.name}'s input")
 

@@ -131,6 +131,9 @@ class Fake:
 class Runtime:
     """``python -m atomic_runtime`` on free loopback ports, its output captured to a file."""
 
+    ready_path = "/readyz"
+    """What start() waits for; /healthz for a process that is not meant to become ready."""
+
     def __init__(
         self, config: dict[str, Any], workdir: Path, env: dict[str, str] | None = None
     ) -> None:
@@ -170,7 +173,7 @@ class Runtime:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"runtime exited with {self.proc.returncode}:\n{self.logs()}")
             try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                if httpx.get(f"{self.url}{self.ready_path}", timeout=1).status_code == 200:
                     return self
             except httpx.TransportError:
                 pass

@@ -95,6 +95,9 @@ def _env(agent: AtomicAgent) -> list[dict[str, Any]]:
         {"name": "ATOMIC_AGENT_CONFIG", "value": f"{CONFIG_MOUNT}/{CONFIG_KEY}"},
         {"name": "ATOMIC_AGENT_PORT", "value": str(HTTP_PORT)},
         {"name": "ATOMIC_AGENT_METRICS_PORT", "value": str(METRICS_PORT)},
+        # named in each answer's X-Atomic-Replica header, for pipeline traces
+        {"name": "ATOMIC_AGENT_POD_NAME",
+         "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
     ]
     ref = agent.spec.model.api_key_secret_ref
     if ref is not None:
