@@ -19,6 +19,7 @@ from atomic_operator.problems import SpecProblem
 from atomic_operator.schema_fit import Schema, fits, resolve_ref
 
 PLACEHOLDER = re.compile(r"\$\{([^}]+)\}")
+STEP_FIELD = re.compile(r"spec\.steps\[(\d+)\]")
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,10 @@ class _Checker:
         self.result = PipelineCheck()
 
     def problem(self, where: str, reason: str, message: str) -> None:
+        """Record a problem; one inside a step also names the step, not only its index."""
+        located = STEP_FIELD.match(where)
+        if located and int(located.group(1)) < len(self.spec.steps):
+            message = f"step {self.spec.steps[int(located.group(1))].name}: {message}"
         self.result.problems.append(SpecProblem(where, reason, message))
 
     def run(self) -> PipelineCheck:
