@@ -351,7 +351,11 @@ class _Checker:
             for reference in references_of(binding):
                 self.resolve(reference, f"{where}.template", item)
             if target is not None and consumer is not None:
-                self.report(fits({"type": "string"}, target, None, consumer),
+                # at least as long as its literal text, whatever the placeholders give
+                literal = sum(len(p) for p in template_parts(binding.template)
+                              if isinstance(p, str))
+                produced = {"type": "string", "minLength": literal}
+                self.report(fits(produced, target, None, consumer),
                             f"{where}.template", f"a template gives a string, which agent "
                                                  f"{agent}'s input field {name!r} refuses")
         elif target is not None and consumer is not None:
