@@ -152,7 +152,7 @@ async def run(n: int, idle: int) -> int:
             with running_operator(cp.kubeconfig, log, "-n", "op", "-n", "idle") as operator:
                 done: dict[str, float] = {}
                 watcher = asyncio.create_task(
-                    watch_observed(client, "op", set(names), done, timeout=600))
+                    watch_observed(client, "op", set(names), done, 600))
                 await asyncio.sleep(0.2)
                 t0 = time.monotonic()
                 created = await create_agents(client, "op", names)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from jsonschema import Draft202012Validator, SchemaError
@@ -10,6 +9,7 @@ from jsonschema import Draft202012Validator, SchemaError
 from atomic_operator.api import AtomicAgent
 from atomic_operator.api.common import JSONSchemaObject
 from atomic_operator.problems import SpecProblem
+from atomic_operator.render.config import config_bytes
 
 INSTRUCTOR_MODES: dict[str, frozenset[str]] = {
     "openai": frozenset({"tools", "tools_strict", "parallel_tools", "json", "json_schema",
@@ -26,7 +26,8 @@ INSTRUCTOR_MODES: dict[str, frozenset[str]] = {
 """Instructor modes each provider's client accepts (lower-case names of instructor.Mode)."""
 
 MAX_CONFIG_BYTES = 900_000
-"""A ConfigMap holds at most 1 MiB; leave room for metadata."""
+"""Most bytes agent.json may take as stored: a ConfigMap holds at most 1 MiB; the rest is
+room for metadata."""
 
 
 def check_schema(schema: JSONSchemaObject | None, field: str) -> list[SpecProblem]:
@@ -59,7 +60,7 @@ def check_agent(agent: AtomicAgent, rendered_config: dict[str, Any]) -> list[Spe
             "spec.imagePullPolicy", "ImagePullPolicyConflict",
             "imagePullPolicy Never needs spec.image naming an image present on the nodes; "
             "the operator's default runtime image is pulled from its registry"))
-    size = len(json.dumps(rendered_config))
+    size = config_bytes(rendered_config)
     if size > MAX_CONFIG_BYTES:
         problems.append(SpecProblem(
             "spec", "ConfigTooLarge",

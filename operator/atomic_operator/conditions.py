@@ -25,10 +25,13 @@ def now_iso() -> str:
 
 
 def merge_conditions(previous: Iterable[Mapping[str, Any]], new: Iterable[Cond],
-                     generation: int | None, now: str | None = None) -> list[dict[str, Any]]:
+                     generation: int | None, now: str | None = None,
+                     drop: Iterable[str] = ()) -> list[dict[str, Any]]:
     """New conditions in place of old ones of the same type; lastTransitionTime moves only
-    when status changes. Types not in `new` are kept as they were."""
-    by_type = {c["type"]: dict(c) for c in previous}
+    when status changes. Types not in `new` are kept as they were, except those in `drop`
+    (a condition that no longer applies, e.g. ScalingActive once nobody autoscales)."""
+    gone = set(drop)
+    by_type = {c["type"]: dict(c) for c in previous if c["type"] not in gone}
     stamp = now or now_iso()
     for cond in new:
         old = by_type.get(cond.type)
@@ -46,6 +49,15 @@ def merge_conditions(previous: Iterable[Mapping[str, Any]], new: Iterable[Cond],
         by_type[cond.type] = entry
     order = {"Ready": 0, "Progressing": 1, "Degraded": 2}
     return sorted(by_type.values(), key=lambda c: (order.get(c["type"], 9), c["type"]))
+
+
+DEPLOYMENT_READY_REASONS = frozenset({"RollingOut", "Unavailable", "Available", "ScaledToZero"})
+"""Ready reasons `deployment_conditions` gives; any other False reason is a spec problem."""
+
+
+def find(conditions: Iterable[Mapping[str, Any]], type_: str) -> Mapping[str, Any]:
+    """The condition of one type, or an empty mapping."""
+    return next((c for c in conditions if c.get("type") == type_), {})
 
 
 def deployment_conditions(deployment: Mapping[str, Any], desired: int) -> list[Cond]:

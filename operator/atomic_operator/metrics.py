@@ -22,6 +22,10 @@ ERRORS = Counter(
 STATUS_WRITES = Counter(
     "atomic_operator_status_writes_total", "Status patches written.", ["kind"])
 
+REPLICA_WRITES = Counter(
+    "atomic_operator_replica_writes_total", "Writes to Deployments' scale subresource, by "
+    "the owner the replica policy named (agent, hpa, autoscaler).", ["owner"])
+
 
 def serve(port: int) -> None:
     """Expose /metrics on a port of its own, so scrapes never wait behind kopf's work."""

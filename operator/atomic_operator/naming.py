@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from atomic_operator import GROUP
+from atomic_operator.k8s.kinds import AGENT, PIPELINE, owner_label
 
 MANAGED_BY = "atomic-operator"
-AGENT_LABEL = f"{GROUP}/agent"
+AGENT_LABEL = owner_label(AGENT)
+PIPELINE_LABEL = owner_label(PIPELINE)
 CONFIG_HASH_ANNOTATION = f"{GROUP}/config-hash"
 MANAGED_SELECTOR = {"app.kubernetes.io/managed-by": MANAGED_BY}
 

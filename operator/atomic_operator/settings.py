@@ -6,7 +6,12 @@ import os
 from dataclasses import dataclass
 
 FIELD_MANAGER = "atomic-operator"
-"""The one server-side-apply field manager for everything the operator writes."""
+"""The field manager of everything the operator applies and writes, except the custom
+autoscaler's replica writes:"""
+
+AUTOSCALER_FIELD_MANAGER = "atomic-operator-autoscaler"
+"""The custom autoscaler's writes to a Deployment's scale subresource (custom mode), so
+managedFields tell its replica changes from the operator's own."""
 
 DEFAULT_RUNTIME_IMAGE = "ghcr.io/atomic-agents/atomic-runtime:0.1.0"
 

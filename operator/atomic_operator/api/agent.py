@@ -256,6 +256,10 @@ class AtomicAgentStatus(CommonStatus):
     config_hash: str | None = None
     """Hash of the rendered configuration and referenced Secrets now rolled out."""
 
+    desired_replicas: int | None = None
+    """Replicas wanted by whoever owns the count (spec.replicas, the HPA, the operator's
+    autoscaler or an external autoscaler); Ready compares available replicas against it."""
+
 
 class AtomicAgent(ApiModel):
     """A single-purpose LLM agent with a typed input and output, served over HTTP."""

@@ -6,23 +6,24 @@ from typing import Any
 
 import kopf
 
-from atomic_operator import GROUP, VERSION
 from atomic_operator.handlers.dispatch import reconcile_body
 from atomic_operator.handlers.indexes import Indexes
 from atomic_operator.handlers.types import Logger
+from atomic_operator.k8s.kinds import ATOMIC_AGENT
 from atomic_operator.runner import AgentReconciler
 
 
-@kopf.on.create(GROUP, VERSION, "atomicagents")
-@kopf.on.resume(GROUP, VERSION, "atomicagents")
-@kopf.on.update(GROUP, VERSION, "atomicagents")
+@kopf.on.create(ATOMIC_AGENT.group, ATOMIC_AGENT.version, ATOMIC_AGENT.plural)
+@kopf.on.resume(ATOMIC_AGENT.group, ATOMIC_AGENT.version, ATOMIC_AGENT.plural)
+@kopf.on.update(ATOMIC_AGENT.group, ATOMIC_AGENT.version, ATOMIC_AGENT.plural)
 async def reconcile(*, body: kopf.Body, reason: str, memo: Any, logger: Logger,
                     **kwargs: Any) -> None:
     await reconcile_body(body, str(reason), memo, Indexes.from_kwargs(kwargs), logger)
 
 
-@kopf.on.event(GROUP, VERSION, "atomicagents", when=lambda type, **_: type == "DELETED")
-def forget(*, namespace: str | None, name: str, memo: Any, **_: Any) -> None:
+@kopf.on.event(ATOMIC_AGENT.group, ATOMIC_AGENT.version, ATOMIC_AGENT.plural,
+                when=lambda type, **_: type == "DELETED")
+def forget(*, body: kopf.Body, memo: Any, **_: Any) -> None:
     """Children go with the agent through garbage collection; only our memory remains."""
     reconciler: AgentReconciler = memo.reconciler
-    reconciler.forget((namespace or "", name))
+    reconciler.forget(body)

@@ -1,4 +1,8 @@
-"""The agents' children: follow their status, restore them when deleted or edited by hand."""
+"""The agents' children: follow their status, restore them when deleted or edited by hand.
+
+Which kinds are children comes from the registry (`k8s/kinds.py`); who owns the replica
+count from the replica policy (`replicas.py`), asked by the reconcile.
+"""
 
 from __future__ import annotations
 
@@ -8,28 +12,22 @@ import kopf
 
 from atomic_operator.drift import edited_by_others
 from atomic_operator.handlers.dispatch import reconcile_named
-from atomic_operator.handlers.indexes import MANAGED, Indexes
+from atomic_operator.handlers.indexes import MANAGED, Indexes, deployment_target, not_ours
 from atomic_operator.handlers.types import Logger
+from atomic_operator.k8s.kinds import (
+    AGENT,
+    DEPLOYMENT,
+    HPA,
+    SCALED_OBJECT,
+    ChildKind,
+    Kind,
+    children_of,
+)
 from atomic_operator.naming import AGENT_LABEL
 from atomic_operator.runner import AgentReconciler
 
-CHILD_KINDS = (
-    ("", "v1", "configmaps"),
-    ("", "v1", "services"),
-    ("autoscaling", "v2", "horizontalpodautoscalers"),
-    ("policy", "v1", "poddisruptionbudgets"),
-)
 
-
-def _replicas_drifted(agent: dict[str, Any], deployment: kopf.Body) -> bool:
-    """Outside hpa mode the agent's spec.replicas is the truth (its scale subresource)."""
-    spec = agent.get("spec") or {}
-    if (spec.get("autoscaling") or {}).get("mode", "none") == "hpa":
-        return False
-    return bool(deployment.get("spec", {}).get("replicas") != spec.get("replicas", 1))
-
-
-@kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
+@kopf.on.event(DEPLOYMENT.group, DEPLOYMENT.version, DEPLOYMENT.plural, labels=MANAGED)
 async def deployment_event(*, type: str, body: kopf.Body, namespace: str | None,
                            labels: kopf.Labels, memo: Any, logger: Logger,
                            **kwargs: Any) -> None:
@@ -44,17 +42,18 @@ async def deployment_event(*, type: str, body: kopf.Body, namespace: str | None,
         await reconcile_named(namespace, owner, "child-edited", memo, indexes, logger)
         return
     agent = indexes.agents.get((namespace, owner))
-    if agent is None:
-        return
-    if _replicas_drifted(agent, body):
-        await reconcile_named(namespace, owner, "replicas-changed", memo, indexes, logger)
+    if agent is None or agent["metadata"].get("deletionTimestamp"):
         return
     reconciler: AgentReconciler = memo.reconciler
-    await reconciler.refresh_status(agent, body)
+    await reconciler.follow(agent, body, logger=logger,
+                            external=indexes.external_autoscalers(namespace, owner))
 
 
-def _register_child(group: str, version: str, plural: str) -> None:
-    @kopf.on.event(group, version, plural, labels=MANAGED, id=f"child-{plural}")
+def _register_child(child: ChildKind) -> None:
+    kind = child.kind
+
+    @kopf.on.event(kind.group, kind.version, kind.plural, labels=MANAGED,
+                   id=f"child-{kind.plural}")
     async def child_event(*, type: str, body: kopf.Body, namespace: str | None,
                           labels: kopf.Labels, memo: Any, logger: Logger,
                           **kwargs: Any) -> None:
@@ -71,5 +70,24 @@ def _register_child(group: str, version: str, plural: str) -> None:
                               logger)
 
 
-for _group, _version, _plural in CHILD_KINDS:
-    _register_child(_group, _version, _plural)
+for _child in children_of(AGENT):
+    if _child.kind != DEPLOYMENT:  # the Deployment has its own handler above
+        _register_child(_child)
+
+
+def _register_external(kind: Kind, default_kind: str | None) -> None:
+    @kopf.on.event(kind.group, kind.version, kind.plural, when=not_ours,
+                   id=f"external-{kind.plural}")
+    async def external_event(*, type: str, spec: kopf.Spec, namespace: str | None,
+                             memo: Any, logger: Logger, **kwargs: Any) -> None:
+        """An autoscaler of someone else appeared on (or left) an agent's Deployment: the
+        agent stops (or resumes) writing replicas and says so in ScalingActive."""
+        target = deployment_target(spec, default_kind)
+        if not target or not namespace or type is None:
+            return
+        await reconcile_named(namespace, target, "external-autoscaler", memo,
+                              Indexes.from_kwargs(kwargs), logger)
+
+
+_register_external(HPA, None)
+_register_external(SCALED_OBJECT, DEPLOYMENT.kind)  # KEDA defaults to a Deployment

@@ -17,10 +17,11 @@ async def reconcile_body(body: Mapping[str, Any], trigger: str, memo: Any,
                          indexes: Indexes, logger: Logger) -> AgentOutcome:
     reconciler: AgentReconciler = memo.reconciler
     meta = body["metadata"]
+    namespace, name = meta["namespace"], meta["name"]
     return await reconciler.reconcile(
         body, trigger=trigger, secrets=indexes.secrets, config_maps=indexes.config_maps,
-        existing_optional=indexes.optional_children(meta["namespace"], meta["name"]),
-        logger=logger)
+        existing_optional=indexes.optional_children(namespace, name),
+        external=indexes.external_autoscalers(namespace, name), logger=logger)
 
 
 async def reconcile_named(namespace: str, name: str, trigger: str, memo: Any,

@@ -12,9 +12,21 @@ from typing import Any
 
 import kopf
 
-from atomic_operator import GROUP, VERSION
-from atomic_operator.naming import AGENT_LABEL, MANAGED_SELECTOR
+from atomic_operator.k8s.kinds import (
+    AGENT,
+    ATOMIC_AGENT,
+    CONFIG_MAP,
+    DEPLOYMENT,
+    HPA,
+    SCALED_OBJECT,
+    SECRET,
+    ChildKind,
+    optional_children,
+    owner_label,
+)
+from atomic_operator.naming import MANAGED_BY, MANAGED_SELECTOR
 from atomic_operator.references import key_digests
+from atomic_operator.replicas import ExternalAutoscaler
 
 UNMANAGED = {"app.kubernetes.io/managed-by": kopf.ABSENT}
 MANAGED = MANAGED_SELECTOR
@@ -38,14 +50,14 @@ class IndexView(Mapping[Any, Any]):
         return len(self._index)
 
 
-@kopf.index("v1", "secrets")
+@kopf.index(SECRET.group, SECRET.version, SECRET.plural)
 def secret_digests(*, namespace: str | None, name: str, body: kopf.Body, **_: Any
                    ) -> dict[tuple[str | None, str], dict[str, str]]:
     """Digests of every Secret's keys: never the values."""
     return {(namespace, name): key_digests(body.get("data"))}
 
 
-@kopf.index("v1", "configmaps", labels=UNMANAGED)
+@kopf.index(CONFIG_MAP.group, CONFIG_MAP.version, CONFIG_MAP.plural, labels=UNMANAGED)
 def config_map_digests(*, namespace: str | None, name: str, body: kopf.Body, **_: Any
                        ) -> dict[tuple[str | None, str], dict[str, str]]:
     """Digests of users' ConfigMaps (not the operator's own) for context providers."""
@@ -53,7 +65,7 @@ def config_map_digests(*, namespace: str | None, name: str, body: kopf.Body, **_
     return {(namespace, name): key_digests(data)}
 
 
-@kopf.index(GROUP, VERSION, "atomicagents")
+@kopf.index(ATOMIC_AGENT.group, ATOMIC_AGENT.version, ATOMIC_AGENT.plural)
 def agents(*, namespace: str | None, name: str, body: kopf.Body, **_: Any
            ) -> dict[tuple[str | None, str], dict[str, Any]]:
     """The latest body of every agent, for reconciles triggered by other objects' events."""
@@ -66,14 +78,14 @@ def _secret_names(spec: Mapping[str, Any]) -> set[str]:
     return {n for n in names if n}
 
 
-@kopf.index(GROUP, VERSION, "atomicagents")
+@kopf.index(ATOMIC_AGENT.group, ATOMIC_AGENT.version, ATOMIC_AGENT.plural)
 def agents_by_secret(*, namespace: str | None, name: str, spec: kopf.Spec, **_: Any
                      ) -> dict[tuple[str | None, str], str]:
     """(namespace, Secret) → agents that reference it, to roll them when it changes."""
     return {(namespace, secret): name for secret in _secret_names(spec)}
 
 
-@kopf.index(GROUP, VERSION, "atomicagents")
+@kopf.index(ATOMIC_AGENT.group, ATOMIC_AGENT.version, ATOMIC_AGENT.plural)
 def agents_by_config_map(*, namespace: str | None, name: str, spec: kopf.Spec, **_: Any
                          ) -> dict[tuple[str | None, Any], str]:
     """(namespace, ConfigMap) → agents whose context providers read it."""
@@ -82,27 +94,67 @@ def agents_by_config_map(*, namespace: str | None, name: str, spec: kopf.Spec, *
     return {(namespace, cm): name for cm in names if cm}
 
 
-@kopf.index("autoscaling", "v2", "horizontalpodautoscalers", labels=MANAGED)
-def agent_hpas(*, namespace: str | None, labels: kopf.Labels, **_: Any
-               ) -> dict[tuple[str | None, str], str]:
-    return {(namespace, labels.get(AGENT_LABEL, "")): "HorizontalPodAutoscaler"}
+def _optional_index_id(child: ChildKind) -> str:
+    return f"optional_{child.kind.plural}"
 
 
-@kopf.index("policy", "v1", "poddisruptionbudgets", labels=MANAGED)
-def agent_pdbs(*, namespace: str | None, labels: kopf.Labels, **_: Any
-               ) -> dict[tuple[str | None, str], str]:
-    return {(namespace, labels.get(AGENT_LABEL, "")): "PodDisruptionBudget"}
+def _register_optional_index(child: ChildKind) -> None:
+    label = owner_label(child.owner)
+
+    @kopf.index(child.kind.group, child.kind.version, child.kind.plural, labels=MANAGED,
+                id=_optional_index_id(child))
+    def optional_child(*, namespace: str | None, labels: kopf.Labels, **_: Any
+                       ) -> dict[tuple[str | None, str], str]:
+        """(namespace, owner) → the kind, for each optional child the operator made."""
+        return {(namespace, labels.get(label, "")): child.kind.kind}
+
+
+for _child in optional_children(AGENT):
+    _register_optional_index(_child)
+
+
+def not_ours(labels: kopf.Labels, **_: Any) -> bool:
+    """Objects the operator did not render (an HPA of a user, of KEDA, ...)."""
+    return labels.get("app.kubernetes.io/managed-by") != MANAGED_BY
+
+
+def deployment_target(spec: Mapping[str, Any], default_kind: str | None = None) -> str | None:
+    """The Deployment a scaleTargetRef points at (its name), or None for anything else."""
+    ref = spec.get("scaleTargetRef") or {}
+    group = str(ref.get("apiVersion") or DEPLOYMENT.api_version).rpartition("/")[0]
+    if (ref.get("kind") or default_kind) != DEPLOYMENT.kind or group != DEPLOYMENT.group:
+        return None
+    name = ref.get("name")
+    return str(name) if name else None
+
+
+@kopf.index(HPA.group, HPA.version, HPA.plural, when=not_ours)
+def external_hpas(*, namespace: str | None, name: str, spec: kopf.Spec, **_: Any
+                  ) -> dict[tuple[str | None, str], ExternalAutoscaler]:
+    """(namespace, Deployment) → HPAs of others that scale it: they own its replicas."""
+    target = deployment_target(spec)
+    return {(namespace, target): ExternalAutoscaler(HPA.kind, name)} if target else {}
+
+
+@kopf.index(SCALED_OBJECT.group, SCALED_OBJECT.version, SCALED_OBJECT.plural)
+def external_scaled_objects(*, namespace: str | None, name: str, spec: kopf.Spec, **_: Any
+                            ) -> dict[tuple[str | None, str], ExternalAutoscaler]:
+    """(namespace, Deployment) → KEDA ScaledObjects that scale it. Served only where the
+    KEDA CRD exists; elsewhere kopf logs once that it cannot serve it, and this stays empty.
+    (KEDA also creates an HPA for each ScaledObject, which `external_hpas` finds.)"""
+    target = deployment_target(spec, default_kind=DEPLOYMENT.kind)
+    return {(namespace, target): ExternalAutoscaler(SCALED_OBJECT.kind, name)} if target else {}
 
 
 @dataclass(frozen=True)
 class Indexes:
-    """Every index above, as kopf passes them to handlers (by function name)."""
+    """Every index above, as kopf passes them to handlers (by function name or id)."""
 
     agents: IndexView
     secrets: IndexView
     config_maps: IndexView
-    hpas: kopf.Index[Any, Any]
-    pdbs: kopf.Index[Any, Any]
+    optional: tuple[kopf.Index[Any, Any], ...]
+    external: tuple[kopf.Index[Any, Any], ...]
     agents_by_secret: kopf.Index[Any, Any]
     agents_by_config_map: kopf.Index[Any, Any]
 
@@ -112,8 +164,8 @@ class Indexes:
             agents=IndexView(kwargs["agents"]),
             secrets=IndexView(kwargs["secret_digests"]),
             config_maps=IndexView(kwargs["config_map_digests"]),
-            hpas=kwargs["agent_hpas"],
-            pdbs=kwargs["agent_pdbs"],
+            optional=tuple(kwargs[_optional_index_id(c)] for c in optional_children(AGENT)),
+            external=(kwargs["external_hpas"], kwargs["external_scaled_objects"]),
             agents_by_secret=kwargs["agents_by_secret"],
             agents_by_config_map=kwargs["agents_by_config_map"],
         )
@@ -121,4 +173,11 @@ class Indexes:
     def optional_children(self, namespace: str, name: str) -> frozenset[str]:
         """Kinds of the optional children (HPA, PDB) the agent has now."""
         key = (namespace, name)
-        return frozenset([*self.hpas.get(key, []), *self.pdbs.get(key, [])])
+        return frozenset(kind for index in self.optional for kind in index.get(key, []))
+
+    def external_autoscalers(self, namespace: str, deployment: str
+                             ) -> tuple[ExternalAutoscaler, ...]:
+        """Autoscalers of others that target the Deployment (an agent's has its name)."""
+        key = (namespace, deployment)
+        return tuple(sorted({a for index in self.external for a in index.get(key, [])},
+                            key=str))

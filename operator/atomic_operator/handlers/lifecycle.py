@@ -51,7 +51,7 @@ async def startup(*, settings: kopf.OperatorSettings, memo: Any, logger: Logger,
         info.server, token=info.token, ca_data=info.ca_data,
         ca_path=str(info.ca_path) if info.ca_path else None, insecure=info.insecure,
         client_cert=cert)
-    memo.reconciler = AgentReconciler(client=client, settings=ours)
+    memo.reconciler = AgentReconciler.create(client, ours)
     serve(ours.metrics_port)
     logger.info("atomic-operator started: runtime image %s, metrics on :%s",
                 ours.runtime_image, ours.metrics_port)

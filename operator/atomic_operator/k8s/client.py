@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import ssl
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import aiohttp
@@ -27,6 +27,22 @@ class ApiError(Exception):
         self.status = status
         self.reason = reason
         self.message = message
+
+
+class Api(Protocol):
+    """The four calls a reconcile makes. `KubeClient` speaks them to an API server; unit
+    tests of the orchestration pass an in-memory double (tests/support/memory_api.py)."""
+
+    async def apply(self, obj: dict[str, Any], field_manager: str, *,
+                    dry_run: bool = False) -> dict[str, Any]: ...
+
+    async def merge_patch(self, path: str, patch: dict[str, Any], field_manager: str
+                          ) -> dict[str, Any]: ...
+
+    async def delete(self, path: str) -> bool: ...
+
+    async def list(self, path: str, label_selector: dict[str, str] | None = None
+                   ) -> list[dict[str, Any]]: ...
 
 
 def _ssl_context(ca_data: str | bytes | None, ca_path: str | None,

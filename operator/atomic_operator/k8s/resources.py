@@ -1,26 +1,17 @@
-"""URL paths of the resource kinds the operator touches."""
+"""URL paths of the resource kinds the operator touches (listed in `k8s/kinds.py`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-_PLURALS = {
-    "ConfigMap": "configmaps",
-    "Secret": "secrets",
-    "Service": "services",
-    "Deployment": "deployments",
-    "HorizontalPodAutoscaler": "horizontalpodautoscalers",
-    "PodDisruptionBudget": "poddisruptionbudgets",
-    "AtomicAgent": "atomicagents",
-    "AtomicPipeline": "atomicpipelines",
-}
+from atomic_operator.k8s.kinds import KINDS
 
 
 def resource_path(api_version: str, kind: str, namespace: str, name: str | None = None,
                   subresource: str | None = None) -> str:
     """/api/v1/... for the core group, /apis/<group>/<version>/... for the others."""
     prefix = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
-    path = f"{prefix}/namespaces/{namespace}/{_PLURALS[kind]}"
+    path = f"{prefix}/namespaces/{namespace}/{KINDS[kind].plural}"
     if name:
         path += f"/{name}"
     if subresource:

@@ -13,52 +13,65 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from atomic_operator import API_VERSION
 from atomic_operator.api import AtomicAgent
 from atomic_operator.checks import check_agent
-from atomic_operator.conditions import (
-    Cond,
-    deployment_conditions,
-    merge_conditions,
-    problem_conditions,
+from atomic_operator.conditions import find
+from atomic_operator.k8s import Api, ApiError, resource_path
+from atomic_operator.k8s.kinds import AGENT, DEPLOYMENT, HPA, optional_children
+from atomic_operator.metrics import REPLICA_WRITES
+from atomic_operator.problems import SpecProblem, from_validation_error
+from atomic_operator.reconcile.agent_status import (
+    AgentObservation,
+    agent_status,
+    has_spec_problem,
 )
-from atomic_operator.k8s import ApiError, KubeClient, resource_path
-from atomic_operator.naming import AGENT_LABEL, SERVICE_PORT
-from atomic_operator.problems import SpecProblem, from_validation_error, summarize
+from atomic_operator.reconcile.status_writer import Event, StatusWriter
 from atomic_operator.references import ObjectIndex, resolve_references
-from atomic_operator.render import AgentIdentity, render_agent
+from atomic_operator.render import AgentIdentity, RenderedAgent, render_agent
+from atomic_operator.replicas import (
+    SCALING_ACTIVE,
+    AutoscalerObservation,
+    ExternalAutoscaler,
+    ReplicaOwner,
+    ReplicaPlan,
+    observe_deployment,
+    plan_replicas,
+    replica_owner,
+)
 from atomic_operator.settings import FIELD_MANAGER, OperatorSettings
 
-OPTIONAL_KINDS = ("HorizontalPodAutoscaler", "PodDisruptionBudget")
-_ROLLOUT_REASONS = {"RollingOut", "Unavailable", "Available", "ScaledToZero"}
-"""Ready reasons computed from the Deployment; any other False reason is a spec problem."""
+OPTIONAL_KINDS = tuple(c.kind.kind for c in optional_children(AGENT))
+"""Kinds only some agents have (read from the registry, k8s/kinds.py)."""
 
 
 @dataclass(frozen=True)
 class AgentEnv:
     """What a reconcile needs besides the object: a client, settings, indexed lookups."""
 
-    client: KubeClient
+    client: Api
     settings: OperatorSettings
+    status: StatusWriter
     secrets: ObjectIndex
     config_maps: ObjectIndex
     existing_optional: frozenset[str] = frozenset()
     """Kinds among OPTIONAL_KINDS that the agent currently has, so removal costs no GET."""
-
-
-Event = tuple[Literal["Normal", "Warning"], str, str]
+    external: tuple[ExternalAutoscaler, ...] = ()
+    """Autoscalers of others that target the agent's Deployment (from the indexes)."""
+    autoscaler: AutoscalerObservation | None = None
+    """The custom autoscaler's recommendation (issue #10 fills it; None until then)."""
 
 
 @dataclass
 class AgentOutcome:
-    """What happened, for the handler to log, count and turn into events."""
+    """What happened, for the handler to log and count (events go with the status)."""
 
-    result: Literal["applied", "invalid"]
+    result: Literal["applied", "invalid", "followed"]
     problems: list[SpecProblem] = field(default_factory=list)
     applied: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     status_patch: dict[str, Any] | None = None
+    replicas_written: int | None = None
 
 
 def parse_agent(body: Mapping[str, Any]) -> AtomicAgent | list[SpecProblem]:
@@ -74,65 +87,55 @@ def _identity(body: Mapping[str, Any]) -> AgentIdentity:
     return AgentIdentity(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"])
 
 
-def _status_patch(current: Mapping[str, Any], wanted: dict[str, Any]) -> dict[str, Any] | None:
-    """Only the fields that differ, or None: an unchanged status is not written."""
-    diff = {k: v for k, v in wanted.items() if current.get(k) != v}
-    return diff or None
+def wanted_children(rendered: RenderedAgent, owner: ReplicaOwner,
+                    order: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rendered children, minus the operator's HPA when it does not own the count."""
+    return [c for c in order if c["kind"] != HPA.kind or owner == "hpa"]
 
 
-def _desired_replicas(agent: AtomicAgent, deployment: Mapping[str, Any]) -> int:
-    if agent.spec.autoscaling.mode == "hpa":
-        replicas: int = (deployment.get("spec") or {}).get("replicas", 1)
-        return replicas
-    return agent.spec.replicas
-
-
-async def _scale_deployment(env: AgentEnv, who: AgentIdentity, agent: AtomicAgent,
-                            deployment: dict[str, Any]) -> dict[str, Any]:
-    """Replicas go through the scale subresource, never through apply, so the operator
-    never owns the field an HPA or autoscaler writes."""
-    live = (deployment.get("spec") or {}).get("replicas")
-    if agent.spec.autoscaling.mode == "hpa":
-        fresh = deployment["metadata"].get("generation") == 1
-        wanted = max(agent.spec.replicas, agent.spec.autoscaling.min_replicas)
-        if not fresh or live is None or live >= wanted:
-            return deployment
-    else:
-        wanted = agent.spec.replicas
-        if live == wanted:
-            return deployment
-    path = resource_path("apps/v1", "Deployment", who.namespace, who.name, "scale")
-    await env.client.merge_patch(path, {"spec": {"replicas": wanted}}, FIELD_MANAGER)
-    deployment.setdefault("spec", {})["replicas"] = wanted
+async def write_replicas(client: Api, who: AgentIdentity, plan: ReplicaPlan,
+                         deployment: dict[str, Any]) -> dict[str, Any]:
+    """Carry out the policy's write through the Deployment's scale subresource, never
+    through apply, so no applied object owns the field an HPA or autoscaler writes."""
+    if plan.write is None:
+        return deployment
+    path = resource_path(DEPLOYMENT.api_version, DEPLOYMENT.kind, who.namespace, who.name,
+                         "scale")
+    await client.merge_patch(path, {"spec": {"replicas": plan.write}}, plan.field_manager)
+    REPLICA_WRITES.labels(plan.owner).inc()
+    deployment.setdefault("spec", {})["replicas"] = plan.write
     return deployment
 
 
-async def _write_status(env: AgentEnv, body: Mapping[str, Any], wanted: dict[str, Any]
-                        ) -> dict[str, Any] | None:
-    patch = _status_patch(body.get("status") or {}, wanted)
-    if patch:
-        who = _identity(body)
-        path = resource_path(API_VERSION, "AtomicAgent", who.namespace, who.name, "status")
-        await env.client.merge_patch(path, {"status": patch}, FIELD_MANAGER)
-    return patch
+def _scaling_events(status: Mapping[str, Any], plan: ReplicaPlan) -> list[Event]:
+    """An event when who scales changes (e.g. an external autoscaler took over)."""
+    if plan.scaling is None:
+        return []
+    before = find(status.get("conditions") or [], SCALING_ACTIVE)
+    if (before.get("status"), before.get("reason")) == (plan.scaling.status,
+                                                        plan.scaling.reason):
+        return []
+    return [("Normal", plan.scaling.reason, plan.scaling.message)]
 
 
 async def reconcile_agent(env: AgentEnv, body: Mapping[str, Any]) -> AgentOutcome:
     """Converge the children of one agent and write its status."""
+    body = env.status.latest(body)
     who = _identity(body)
     generation = body["metadata"].get("generation")
     status = body.get("status") or {}
     parsed = parse_agent(body)
     if isinstance(parsed, list):
-        return await _report_problems(env, body, parsed)
+        return await _report_problems(env, body, None, parsed)
     agent = parsed
     refs = resolve_references(agent, who.namespace, env.secrets, env.config_maps)
     rendered = render_agent(agent, who, env.settings, refs.secrets_digest)
     problems = [*check_agent(agent, rendered.config), *refs.problems]
     if problems:
-        return await _report_problems(env, body, problems)
+        return await _report_problems(env, body, agent, problems)
 
     outcome = AgentOutcome(result="applied")
+    owner = replica_owner(agent.spec, env.external, env.autoscaler)
     first_time = status.get("configHash") is None  # nothing of this agent applied yet
     spec_changed = not first_time and status.get("observedGeneration") != generation
     try:
@@ -141,81 +144,81 @@ async def reconcile_agent(env: AgentEnv, body: Mapping[str, Any]) -> AgentOutcom
             await env.client.apply(rendered.deployment, FIELD_MANAGER, dry_run=True)
         order = rendered.children if first_time else rendered.update_order
         deployment: dict[str, Any] = {}
-        for child in order:
+        for child in wanted_children(rendered, owner, order):
             live = await env.client.apply(child, FIELD_MANAGER)
             outcome.applied.append(child["kind"])
-            if child["kind"] == "Deployment":
+            if child["kind"] == DEPLOYMENT.kind:
                 deployment = live
     except ApiError as err:
         if err.status in (400, 422):
             problem = SpecProblem("spec", "RejectedByApiServer", err.message)
-            return await _report_problems(env, body, [problem])
+            return await _report_problems(env, body, agent, [problem])
         raise
-    deployment = await _scale_deployment(env, who, agent, deployment)
+    plan = plan_replicas(agent.spec, observe_deployment(deployment, env.external,
+                                                        env.autoscaler))
+    deployment = await write_replicas(env.client, who, plan, deployment)
+    outcome.replicas_written = plan.write
 
-    wanted_kinds = {c["kind"] for c in rendered.children}
-    for kind in OPTIONAL_KINDS:
-        if kind in env.existing_optional and kind not in wanted_kinds:
-            api = "autoscaling/v2" if kind == "HorizontalPodAutoscaler" else "policy/v1"
-            if await env.client.delete(resource_path(api, kind, who.namespace, who.name)):
-                outcome.deleted.append(kind)
+    applied_kinds = set(outcome.applied)
+    for kind in optional_children(AGENT):
+        name = kind.kind.kind
+        if name in env.existing_optional and name not in applied_kinds:
+            path = resource_path(kind.kind.api_version, name, who.namespace, who.name)
+            if await env.client.delete(path):
+                outcome.deleted.append(name)
 
-    conds = deployment_conditions(deployment, _desired_replicas(agent, deployment))
     if first_time:
         outcome.events.append(("Normal", "Created", "created " + ", ".join(outcome.applied)))
     elif status.get("configHash") not in (None, rendered.config_hash):
         outcome.events.append(("Normal", "RollingOut",
                                f"configuration changed ({status.get('configHash')} -> "
                                f"{rendered.config_hash}); rolling the pods"))
-    for kind in outcome.deleted:
-        outcome.events.append(("Normal", "Deleted", f"deleted {kind}: no longer wanted"))
-    outcome.status_patch = await _write_status(env, body, {
-        "observedGeneration": generation,
-        "conditions": merge_conditions(status.get("conditions") or [], conds, generation),
-        "replicas": (deployment.get("status") or {}).get("replicas", 0),
-        "readyReplicas": (deployment.get("status") or {}).get("readyReplicas", 0),
-        "endpoint": (f"http://{who.name}.{who.namespace}.svc."
-                     f"{env.settings.cluster_domain}:{SERVICE_PORT}"),
-        "selector": f"{AGENT_LABEL}={who.name}",
-        "configHash": rendered.config_hash,
-    })
+    for kind_name in outcome.deleted:
+        outcome.events.append(("Normal", "Deleted", f"deleted {kind_name}: no longer wanted"))
+    outcome.events.extend(_scaling_events(status, plan))
+    wanted = agent_status(agent, who.name, who.namespace, generation, status,
+                          AgentObservation(deployment, plan, rendered.config_hash),
+                          env.settings.cluster_domain)
+    outcome.status_patch = await env.status.write(body, wanted, outcome.events)
     return outcome
 
 
-async def _report_problems(env: AgentEnv, body: Mapping[str, Any],
+async def follow_deployment(env: AgentEnv, body: Mapping[str, Any],
+                            deployment: Mapping[str, Any]) -> AgentOutcome:
+    """A Deployment event without drift: write the replicas the policy wants, if any, and
+    follow the Deployment's state into the agent's status. Nothing is applied."""
+    body = env.status.latest(body)
+    who = _identity(body)
+    status = body.get("status") or {}
+    outcome = AgentOutcome(result="followed")
+    parsed = parse_agent(body)
+    agent = None if isinstance(parsed, list) else parsed
+    plan = None
+    live = dict(deployment)
+    if agent is not None and not has_spec_problem(status):
+        # While the spec has a problem the children stay exactly as they were.
+        plan = plan_replicas(agent.spec, observe_deployment(live, env.external,
+                                                            env.autoscaler))
+        live = await write_replicas(env.client, who, plan, live)
+        outcome.replicas_written = plan.write
+        outcome.events.extend(_scaling_events(status, plan))
+    wanted = agent_status(agent, who.name, who.namespace, body["metadata"].get("generation"),
+                          status, AgentObservation(live, plan), env.settings.cluster_domain)
+    outcome.status_patch = await env.status.write(body, wanted, outcome.events)
+    return outcome
+
+
+async def _report_problems(env: AgentEnv, body: Mapping[str, Any], agent: AtomicAgent | None,
                            problems: list[SpecProblem]) -> AgentOutcome:
     """Leave every child as it is; say what is wrong once (an event only when it changes)."""
-    generation = body["metadata"].get("generation")
+    who = _identity(body)
     status = body.get("status") or {}
-    reason, message = summarize(problems)
-    previous = {c.get("type"): c for c in status.get("conditions") or []}.get("Ready", {})
+    wanted = agent_status(agent, who.name, who.namespace, body["metadata"].get("generation"),
+                          status, AgentObservation(problems=problems),
+                          env.settings.cluster_domain)
     outcome = AgentOutcome(result="invalid", problems=problems)
-    if previous.get("message") != message:
-        outcome.events.append(("Warning", reason, message))
-    outcome.status_patch = await _write_status(env, body, {
-        "observedGeneration": generation,
-        "conditions": merge_conditions(status.get("conditions") or [],
-                                       problem_conditions(reason, message), generation),
-    })
+    ready = next(c for c in wanted.conditions if c.type == "Ready")
+    if find(status.get("conditions") or [], "Ready").get("message") != ready.message:
+        outcome.events.append(("Warning", ready.reason, ready.message))
+    outcome.status_patch = await env.status.write(body, wanted, outcome.events)
     return outcome
-
-
-def status_from_deployment(body: Mapping[str, Any], deployment: Mapping[str, Any]
-                           ) -> dict[str, Any] | None:
-    """The agent status a Deployment event implies, or None while the spec is invalid (the
-    problem conditions must stay until the spec is fixed)."""
-    parsed = parse_agent(body)
-    status = body.get("status") or {}
-    ready = {c.get("type"): c for c in status.get("conditions") or []}.get("Ready", {})
-    if isinstance(parsed, list) or (ready.get("status") == "False"
-                                    and ready.get("reason") not in _ROLLOUT_REASONS):
-        return None
-    conds: list[Cond] = deployment_conditions(deployment, _desired_replicas(parsed, deployment))
-    wanted = {
-        "conditions": merge_conditions(status.get("conditions") or [], conds,
-                                       status.get("observedGeneration")),
-        "replicas": (deployment.get("status") or {}).get("replicas", 0),
-        "readyReplicas": (deployment.get("status") or {}).get("readyReplicas", 0),
-    }
-    return _status_patch(status, wanted)
-

@@ -1,8 +1,15 @@
 """An AtomicPipeline's status from its spec and the agents it names: the type check.
 
-Pure. The pipeline runner, which would execute the graph by calling the agents' Services,
-does not exist yet, so Ready stays False with reason RunnerNotAvailable: the status tells
-the truth about what the operator does (proving the edges fit) and what it does not.
+Pure, and the one status function of the kind: every trigger (the pipeline's own events,
+an agent it names changing) calls `pipeline_status`, and `StatusWriter` writes the result.
+The pipeline runner, which would execute the graph by calling the agents' Services, does
+not exist yet, so Ready stays False with reason RunnerNotAvailable: the status tells the
+truth about what the operator does (proving the edges fit) and what it does not.
+
+Extension point for the runner (issue #11): observe the runner's Deployment and the agents'
+readiness in `PipelineObservation`, then compute Ready with
+`conditions.deployment_conditions(runner, desired)` in place of RUNNER_MISSING and add an
+`AgentsReady` condition beside SchemasCompatible, in `_runtime_conditions` below.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from atomic_operator.api.pipeline import AtomicPipeline
+from atomic_operator.api.pipeline import AtomicPipeline, AtomicPipelineStatus
 from atomic_operator.conditions import Cond, merge_conditions
 from atomic_operator.pipeline_check import AgentSchemas, check_pipeline
 from atomic_operator.problems import SpecProblem, from_validation_error, summarize
@@ -23,9 +30,17 @@ RUNNER_MISSING = Cond("Ready", "False", "RunnerNotAvailable",
                       "graph and its schemas but does not run the pipeline")
 
 
+@dataclass(frozen=True)
+class PipelineObservation:
+    """What the operator sees of a pipeline's world."""
+
+    agents: Mapping[str, Mapping[str, Any]]
+    """name → body of the AtomicAgents in the pipeline's namespace."""
+
+
 @dataclass
 class PipelineOutcome:
-    status_patch: dict[str, Any]
+    status: AtomicPipelineStatus
     problems: list[SpecProblem] = field(default_factory=list)
     agents: list[str] = field(default_factory=list)
     """Agents the pipeline names: re-check it when one of them changes."""
@@ -36,11 +51,22 @@ def agent_schemas(agent: Mapping[str, Any]) -> AgentSchemas:
     return AgentSchemas(spec.get("inputSchema"), spec.get("outputSchema"))
 
 
+def _runtime_conditions(seen: PipelineObservation) -> list[Cond]:
+    """Ready (and, with the runner, AgentsReady): what running the pipeline looks like."""
+    return [RUNNER_MISSING]
+
+
+def _status(stored: Mapping[str, Any], **fields: Any) -> AtomicPipelineStatus:
+    return AtomicPipelineStatus.model_validate({**stored, **fields})
+
+
 def pipeline_status(body: Mapping[str, Any],
                     agents: Mapping[str, Mapping[str, Any]]) -> PipelineOutcome:
     """`agents`: name → body of the AtomicAgents in the pipeline's namespace."""
+    seen = PipelineObservation(agents)
     generation = body["metadata"].get("generation")
-    previous = (body.get("status") or {}).get("conditions") or []
+    stored = body.get("status") or {}
+    previous = stored.get("conditions") or []
     try:
         pipeline = AtomicPipeline.model_validate(dict(body))
     except ValidationError as err:
@@ -48,16 +74,18 @@ def pipeline_status(body: Mapping[str, Any],
         reason, message = summarize(problems)
         conditions = [Cond("SchemasCompatible", "Unknown", reason, message),
                       Cond("Ready", "False", reason, message)]
-        return PipelineOutcome({"observedGeneration": generation,
-                                "conditions": merge_conditions(previous, conditions, generation)},
+        return PipelineOutcome(_status(stored, observedGeneration=generation,
+                                       conditions=merge_conditions(previous, conditions,
+                                                                   generation)),
                                problems)
     names = sorted({s.agent_ref.name for s in pipeline.spec.steps})
-    result = check_pipeline(pipeline, {n: agent_schemas(agents[n]) for n in names if n in agents})
+    result = check_pipeline(pipeline, {n: agent_schemas(seen.agents[n]) for n in names
+                                       if n in seen.agents})
     if result.problems:
         reason, message = summarize(result.problems)
         compatible = Cond("SchemasCompatible", "False", reason, message)
     elif result.unresolved_agents:
-        missing = [n for n in result.unresolved_agents if n not in agents]
+        missing = [n for n in result.unresolved_agents if n not in seen.agents]
         if missing:
             compatible = Cond("SchemasCompatible", "Unknown", "MissingAgent",
                               f"no AtomicAgent named {', '.join(missing)} in this namespace")
@@ -71,26 +99,8 @@ def pipeline_status(body: Mapping[str, Any],
         compatible = Cond("SchemasCompatible", "True", "AllEdgesFit",
                           f"{edges} bindings across {len(pipeline.spec.steps)} steps fit "
                           "their agents' schemas")
-    status = {
-        "observedGeneration": generation,
-        "stepCount": len(pipeline.spec.steps),
-        "executionOrder": result.waves,
-        "conditions": merge_conditions(previous, [compatible, RUNNER_MISSING], generation),
-    }
+    status = _status(stored, observedGeneration=generation,
+                     stepCount=len(pipeline.spec.steps), executionOrder=result.waves,
+                     conditions=merge_conditions(
+                         previous, [compatible, *_runtime_conditions(seen)], generation))
     return PipelineOutcome(status, result.problems, names)
-
-
-def status_changed(current: Mapping[str, Any] | None, patch: Mapping[str, Any]) -> bool:
-    """Whether writing `patch` changes anything (conditions compared without timestamps)."""
-    current = current or {}
-
-    def strip(conds: Any) -> list[Any]:
-        return [{k: v for k, v in c.items() if k != "lastTransitionTime"} for c in conds or []]
-
-    for key, value in patch.items():
-        if key == "conditions":
-            if strip(current.get(key)) != strip(value):
-                return True
-        elif current.get(key) != value:
-            return True
-    return False

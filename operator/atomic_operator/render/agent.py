@@ -26,7 +26,7 @@ from atomic_operator.naming import (
     agent_selector,
     config_map_name,
 )
-from atomic_operator.render.config import runtime_config
+from atomic_operator.render.config import config_json, runtime_config
 from atomic_operator.render.templates import render_template
 from atomic_operator.settings import OperatorSettings
 
@@ -79,9 +79,9 @@ class RenderedAgent:
         return [c for c in (self.service, self.hpa, self.pdb) if c is not None]
 
 
-def config_hash(config_json: str, secret_digest: str) -> str:
+def config_hash(stored: str, secret_digest: str) -> str:
     """Changes whenever the configuration or a referenced Secret's data changes."""
-    return hashlib.sha256(f"{config_json}\0{secret_digest}".encode()).hexdigest()[:16]
+    return hashlib.sha256(f"{stored}\0{secret_digest}".encode()).hexdigest()[:16]
 
 
 def secret_digest(secrets: dict[str, dict[str, str]]) -> str:
@@ -130,8 +130,8 @@ def render_agent(agent: AtomicAgent, who: AgentIdentity, settings: OperatorSetti
     """Render every child. The Deployment carries no replicas: they belong to its scale
     subresource (docs/architecture.md, Replicas)."""
     config = runtime_config(agent, who.name, who.namespace)
-    config_json = json.dumps(config, indent=2, sort_keys=True)
-    digest = config_hash(config_json, secrets_digest)
+    stored = config_json(config)
+    digest = config_hash(stored, secrets_digest)
     spec = agent.spec
     context: dict[str, Any] = {
         "name": who.name,
@@ -141,7 +141,7 @@ def render_agent(agent: AtomicAgent, who: AgentIdentity, settings: OperatorSetti
         "owner": {"apiVersion": API_VERSION, "kind": "AtomicAgent", "name": who.name,
                   "uid": who.uid},
         "config_map": config_map_name(who.name),
-        "config_json": config_json,
+        "config_json": stored,
         "config_hash": digest,
         "hash_annotation": CONFIG_HASH_ANNOTATION,
         "image": spec.image or settings.runtime_image,

@@ -7,6 +7,7 @@ providers are files the pod mounts.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from atomic_operator import API_VERSION
@@ -54,6 +55,17 @@ def runtime_config(agent: AtomicAgent, name: str, namespace: str) -> dict[str, A
         "maxBodyBytes": 1_048_576,
         "agentRef": spec.entrypoint,
     }
+
+
+def config_json(config: dict[str, Any]) -> str:
+    """agent.json exactly as the ConfigMap stores it: the size check measures this text and
+    the config hash covers it, so neither can disagree with what is applied."""
+    return json.dumps(config, indent=2, sort_keys=True)
+
+
+def config_bytes(config: dict[str, Any]) -> int:
+    """The stored size of agent.json, in bytes (UTF-8, as the API server counts them)."""
+    return len(config_json(config).encode())
 
 
 def _schema(schema: Any) -> dict[str, Any] | None:

@@ -1,0 +1,89 @@
+"""Every resource kind the operator reads or writes, listed once.
+
+Handlers (which child events to watch), indexes (which optional children an owner has),
+deletion (which optional children to remove when no longer wanted) and URL paths all read
+these tuples, so a new child kind is one entry here plus its template. A future
+NetworkPolicy or PodMonitor is a `Kind` and a `ChildKind` with `optional=True`; the pipeline
+runner's ConfigMap, Deployment and Service are `ChildKind`s with `owner=PIPELINE`, labelled
+`atomicagents.io/pipeline` (see `owner_label`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from atomic_operator import API_VERSION, GROUP
+
+Owner = Literal["AtomicAgent", "AtomicPipeline"]
+AGENT: Owner = "AtomicAgent"
+PIPELINE: Owner = "AtomicPipeline"
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A resource type as the API server serves it."""
+
+    api_version: str
+    kind: str
+    plural: str
+
+    @property
+    def group(self) -> str:
+        """The API group, "" for the core group (as kopf and discovery spell it)."""
+        return self.api_version.rpartition("/")[0]
+
+    @property
+    def version(self) -> str:
+        return self.api_version.rpartition("/")[2]
+
+
+CONFIG_MAP = Kind("v1", "ConfigMap", "configmaps")
+SECRET = Kind("v1", "Secret", "secrets")
+SERVICE = Kind("v1", "Service", "services")
+DEPLOYMENT = Kind("apps/v1", "Deployment", "deployments")
+HPA = Kind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers")
+PDB = Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets")
+SCALED_OBJECT = Kind("keda.sh/v1alpha1", "ScaledObject", "scaledobjects")
+"""KEDA's; served only where KEDA is installed (the operator never requires it)."""
+ATOMIC_AGENT = Kind(API_VERSION, "AtomicAgent", "atomicagents")
+ATOMIC_PIPELINE = Kind(API_VERSION, "AtomicPipeline", "atomicpipelines")
+
+KINDS: dict[str, Kind] = {k.kind: k for k in (
+    CONFIG_MAP, SECRET, SERVICE, DEPLOYMENT, HPA, PDB, SCALED_OBJECT, ATOMIC_AGENT,
+    ATOMIC_PIPELINE)}
+"""By kind name, for URL paths."""
+
+
+@dataclass(frozen=True)
+class ChildKind:
+    """A kind the operator creates for an owner, named after it and labelled with it."""
+
+    kind: Kind
+    owner: Owner
+    optional: bool = False
+    """Only some owners have one (an HPA only in hpa mode): these are indexed, so that one
+    no longer wanted is deleted without a GET."""
+
+
+CHILDREN: tuple[ChildKind, ...] = (
+    ChildKind(DEPLOYMENT, AGENT),
+    ChildKind(CONFIG_MAP, AGENT),
+    ChildKind(SERVICE, AGENT),
+    ChildKind(HPA, AGENT, optional=True),
+    ChildKind(PDB, AGENT, optional=True),
+)
+"""Every child kind of every owner kind."""
+
+
+def children_of(owner: Owner) -> tuple[ChildKind, ...]:
+    return tuple(c for c in CHILDREN if c.owner == owner)
+
+
+def optional_children(owner: Owner) -> tuple[ChildKind, ...]:
+    return tuple(c for c in CHILDREN if c.owner == owner and c.optional)
+
+
+def owner_label(owner: Owner) -> str:
+    """The label every child carries, naming its owner: atomicagents.io/agent or /pipeline."""
+    return f"{GROUP}/{'agent' if owner == AGENT else 'pipeline'}"

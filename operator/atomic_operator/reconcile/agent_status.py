@@ -1,0 +1,105 @@
+"""An AtomicAgent's status: the one function every trigger calls.
+
+The reconcile after applying, a Deployment event and a spec problem all describe what they
+observed as an `AgentObservation`, and `agent_status` turns (spec, observation, previous
+status) into the wanted `AtomicAgentStatus`. The model is the same one the CRD schema is
+generated from, so what is written cannot drift from what the API server accepts.
+
+Extension points: replica ownership, including the custom autoscaler's recommendation and
+external autoscalers, arrives already decided as a `ReplicaPlan` (see `replicas.py`); its
+`scaling` condition becomes ScalingActive and its `desired` count `desiredReplicas`. A
+field the autoscaler adds (say `lastScaleTime`) goes on `AtomicAgentStatus` and on
+`AutoscalerObservation`, and is copied in `_observed_fields` below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from atomic_operator.api import AtomicAgent, AtomicAgentStatus
+from atomic_operator.conditions import (
+    DEPLOYMENT_READY_REASONS,
+    deployment_conditions,
+    find,
+    merge_conditions,
+    problem_conditions,
+)
+from atomic_operator.naming import AGENT_LABEL, SERVICE_PORT
+from atomic_operator.problems import SpecProblem, summarize
+from atomic_operator.replicas import SCALING_ACTIVE, ReplicaPlan
+
+
+@dataclass(frozen=True)
+class AgentObservation:
+    """What one trigger saw. Each trigger fills what it knows; the rest stays as it was."""
+
+    deployment: Mapping[str, Any] | None = None
+    """The live Deployment (after apply, or from its watch event)."""
+
+    replicas: ReplicaPlan | None = None
+    """The replica policy's answer for this Deployment; needed whenever `deployment` is."""
+
+    config_hash: str | None = None
+    """Set by a reconcile that applied the children: the configuration now applied. None
+    (a status-only trigger) keeps observedGeneration, configHash, endpoint and selector."""
+
+    problems: Sequence[SpecProblem] = ()
+    """Why the spec cannot be served; the children were left as they were."""
+
+
+def agent_status(agent: AtomicAgent | None, name: str, namespace: str,
+                 generation: int | None, previous: Mapping[str, Any],
+                 seen: AgentObservation, cluster_domain: str) -> AtomicAgentStatus:
+    """The status the agent should have. `agent` is None when its spec does not parse (then
+    `seen.problems` says why); `previous` is the status as stored (camelCase)."""
+    conditions = previous.get("conditions") or []
+    if seen.problems:
+        reason, message = summarize(seen.problems)
+        return _status(previous, observedGeneration=generation, conditions=merge_conditions(
+            conditions, problem_conditions(reason, message), generation))
+    if seen.config_hash is None and (agent is None or has_spec_problem(previous)):
+        # Only a reconcile that applied the fixed spec may clear a spec problem.
+        return _status(previous)
+    if seen.replicas is None:
+        raise ValueError("a status from a Deployment needs the replica plan")
+    applied = seen.config_hash is not None
+    plan = seen.replicas
+    deployment = seen.deployment or {}
+    wanted = deployment_conditions(deployment, plan.desired)
+    if plan.scaling is not None:
+        wanted.append(plan.scaling)
+    cond_generation = generation if applied else previous.get("observedGeneration")
+    fields: dict[str, Any] = {
+        "conditions": merge_conditions(conditions, wanted, cond_generation,
+                                       drop=() if plan.scaling else (SCALING_ACTIVE,)),
+        **_observed_fields(deployment, plan),
+    }
+    if applied:
+        fields.update(
+            observedGeneration=generation,
+            endpoint=f"http://{name}.{namespace}.svc.{cluster_domain}:{SERVICE_PORT}",
+            selector=f"{AGENT_LABEL}={name}",
+            configHash=seen.config_hash,
+        )
+    return _status(previous, **fields)
+
+
+def has_spec_problem(status: Mapping[str, Any]) -> bool:
+    """Whether the stored status reports a spec problem (not a rollout state)."""
+    ready = find(status.get("conditions") or [], "Ready")
+    return ready.get("status") == "False" and ready.get("reason") not in DEPLOYMENT_READY_REASONS
+
+
+def _observed_fields(deployment: Mapping[str, Any], plan: ReplicaPlan) -> dict[str, Any]:
+    observed = deployment.get("status") or {}
+    return {
+        "replicas": observed.get("replicas", 0),
+        "readyReplicas": observed.get("readyReplicas", 0),
+        "desiredReplicas": plan.desired,
+    }
+
+
+def _status(previous: Mapping[str, Any], **fields: Any) -> AtomicAgentStatus:
+    return AtomicAgentStatus.model_validate({**previous, **fields})

@@ -1,0 +1,171 @@
+"""What one reconcile does, in what order and how often, against an in-memory API.
+
+The behaviour (pods, garbage collection, what the API server accepts) is tested against
+the real control plane in tests/k8s; these pin the orchestration: creation order, the
+dry run that guards an update, deletion of optional children, and status written once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from atomic_operator.k8s.resources import resource_path
+from atomic_operator.reconcile.agent import AgentEnv, follow_deployment, reconcile_agent
+from atomic_operator.reconcile.status_writer import Event, StatusWriter
+from atomic_operator.references import key_digests
+from atomic_operator.replicas import ExternalAutoscaler
+from atomic_operator.settings import FIELD_MANAGER, OperatorSettings
+from tests.support.manifests import variant
+from tests.support.memory_api import MemoryApi
+
+NS = "ns"
+SECRETS = {(NS, "openai-credentials"): key_digests({"api-key": "c2stMQ=="})}
+AGENT = resource_path("atomicagents.io/v1alpha1", "AtomicAgent", NS, "task-processor")
+DEPLOYMENT = resource_path("apps/v1", "Deployment", NS, "task-processor")
+HPA = resource_path("autoscaling/v2", "HorizontalPodAutoscaler", NS, "task-processor")
+BAD_TOLERATION = {"spec": {"pod": {"tolerations": [{"key": "a", "operator": "Sometimes"}]}}}
+
+
+class World:
+    """An API double with one agent in it, and the environment a reconcile runs in."""
+
+    def __init__(self, patch: dict[str, Any] | None = None) -> None:
+        self.api = MemoryApi(refuse=_refuse_bad_tolerations)
+        self.events: list[Event] = []
+        self.writer = StatusWriter(self.api, self._emit)
+        doc = variant("task-processor", patch or {"spec": {"autoscaling": {"mode": "none"}}})
+        doc["metadata"] = {"name": "task-processor", "namespace": NS}
+        self.api.put(doc)
+
+    def _emit(self, body: Mapping[str, Any], event: Event) -> None:
+        self.events.append(event)
+
+    def env(self, secrets: Any = None, optional: frozenset[str] = frozenset(),
+            external: tuple[ExternalAutoscaler, ...] = ()) -> AgentEnv:
+        return AgentEnv(self.api, OperatorSettings(), self.writer,
+                        SECRETS if secrets is None else secrets, {}, optional, external)
+
+    async def reconcile(self, **env: Any) -> Any:
+        self.api.calls.clear()
+        self.events.clear()
+        # kopf's copy of the agent lags: it has the spec, never our status writes.
+        body = self.api.get(AGENT)
+        body.pop("status", None)
+        return await reconcile_agent(self.env(**env), self.lagging(body))
+
+    def lagging(self, body: dict[str, Any]) -> dict[str, Any]:
+        return {**body, "metadata": {**body["metadata"], "resourceVersion": "1"}}
+
+    def status_writes(self) -> list[dict[str, Any]]:
+        return [c.body["status"] for c in self.api.writes("merge_patch")
+                if c.path.endswith("/status")]
+
+    def applied(self) -> list[str]:
+        return [c.body["kind"] for c in self.api.writes("apply")]
+
+
+def _refuse_bad_tolerations(obj: dict[str, Any]) -> str | None:
+    tolerations = (obj.get("spec", {}).get("template", {}).get("spec", {})
+                   .get("tolerations") or [])
+    if any(t.get("operator") not in ("Exists", "Equal") for t in tolerations):
+        return "spec.template.spec.tolerations[0].operator: Unsupported value"
+    return None
+
+
+async def test_first_creation_applies_the_deployment_first_and_writes_status_once() -> None:
+    world = World()
+    outcome = await world.reconcile()
+    assert outcome.result == "applied"
+    assert world.applied() == ["Deployment", "ConfigMap", "Service"]
+    assert all(c.field_manager == FIELD_MANAGER for c in world.api.writes())
+    (status,) = world.status_writes()
+    assert status["observedGeneration"] == 1 and status["configHash"]
+    assert status["selector"] == "atomicagents.io/agent=task-processor"
+    assert [e[1] for e in world.events] == ["Created"]
+    # The new Deployment already has the one replica the agent wants: no scale write.
+    assert not [c for c in world.api.calls if c.path.endswith("/scale")]
+
+
+async def test_unchanged_status_is_not_rewritten() -> None:
+    world = World()
+    await world.reconcile()
+    again = await world.reconcile()
+    assert world.applied() == ["ConfigMap", "Deployment", "Service"]  # the update order
+    assert world.status_writes() == [] and again.status_patch is None
+    assert world.events == []
+
+
+async def test_refused_update_touches_nothing_and_reports_once() -> None:
+    world = World()
+    await world.reconcile()
+    before = {p: o for p, o in world.api.objects.items() if p != AGENT}
+    world.api.update(AGENT, BAD_TOLERATION)
+    outcome = await world.reconcile()
+    assert outcome.result == "invalid"
+    # Only the dry run reached the API server; the running children are as they were.
+    assert [(c.method, c.body["kind"], c.dry_run) for c in world.api.calls
+            if c.method == "apply"] == [("apply", "Deployment", True)]
+    assert {p: o for p, o in world.api.objects.items() if p != AGENT} == before
+    (status,) = world.status_writes()
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "RejectedByApiServer")
+    assert [e[:2] for e in world.events] == [("Warning", "RejectedByApiServer")]
+
+
+async def test_problems_write_status_once_and_the_event_once() -> None:
+    world = World()
+    outcome = await world.reconcile(secrets={})
+    assert outcome.result == "invalid" and world.applied() == []
+    assert len(world.status_writes()) == 1
+    assert [e[:2] for e in world.events] == [("Warning", "MissingSecret")]
+    await world.reconcile(secrets={})
+    assert world.status_writes() == [] and world.events == []
+
+
+async def test_optional_child_no_longer_wanted_is_deleted() -> None:
+    world = World({"spec": {"autoscaling": {"mode": "hpa", "minReplicas": 2}}})
+    await world.reconcile()
+    assert "HorizontalPodAutoscaler" in world.applied() and HPA in world.api.objects
+    # Fresh Deployment in hpa mode: lifted once to minReplicas, through the scale subresource.
+    assert world.api.objects[DEPLOYMENT]["spec"]["replicas"] == 2
+    world.api.update(AGENT, {"spec": {"autoscaling": {"mode": "none"}, "replicas": 1}})
+    outcome = await world.reconcile(optional=frozenset({"HorizontalPodAutoscaler",
+                                                        "PodDisruptionBudget"}))
+    assert set(outcome.deleted) == {"HorizontalPodAutoscaler", "PodDisruptionBudget"}
+    assert HPA not in world.api.objects
+    assert ("Normal", "Deleted", "deleted HorizontalPodAutoscaler: no longer wanted") \
+        in world.events
+
+
+async def test_an_external_autoscaler_on_the_deployment_stops_every_replica_write() -> None:
+    world = World({"spec": {"autoscaling": {"mode": "hpa", "minReplicas": 2}}})
+    external = (ExternalAutoscaler("HorizontalPodAutoscaler", "mine"),)
+    await world.reconcile(external=external)
+    assert "HorizontalPodAutoscaler" not in world.applied()
+    assert not [c for c in world.api.calls if c.path.endswith("/scale")]
+    (status,) = world.status_writes()
+    scaling = next(c for c in status["conditions"] if c["type"] == "ScalingActive")
+    assert (scaling["status"], scaling["reason"]) == ("False", "ExternalAutoscaler")
+    assert "HorizontalPodAutoscaler/mine" in scaling["message"]
+
+
+async def test_following_the_deployment_restores_replicas_only_for_their_owner() -> None:
+    world = World({"spec": {"autoscaling": {"mode": "none"}, "replicas": 3}})
+    await world.reconcile()
+    assert world.api.objects[DEPLOYMENT]["spec"]["replicas"] == 3
+    # Someone scales the Deployment by hand: in mode none the agent's count wins.
+    world.api.objects[DEPLOYMENT]["spec"]["replicas"] = 1
+    world.api.calls.clear()
+    agent = world.lagging(world.api.get(AGENT))
+    await follow_deployment(world.env(), agent, world.api.get(DEPLOYMENT))
+    scale = [c for c in world.api.calls if c.path.endswith("/scale")]
+    assert [(c.body, c.field_manager) for c in scale] == [
+        ({"spec": {"replicas": 3}}, FIELD_MANAGER)]
+    # An HPA of someone else on the Deployment: it wins, the operator writes nothing.
+    world.api.objects[DEPLOYMENT]["spec"]["replicas"] = 5
+    world.api.calls.clear()
+    external = (ExternalAutoscaler("HorizontalPodAutoscaler", "mine"),)
+    await follow_deployment(world.env(external=external), agent, world.api.get(DEPLOYMENT))
+    assert not [c for c in world.api.calls if c.path.endswith("/scale")]
+    assert world.api.objects[DEPLOYMENT]["spec"]["replicas"] == 5
