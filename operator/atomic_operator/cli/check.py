@@ -128,17 +128,17 @@ def _check_agent(doc: dict[str, Any], settings: OperatorSettings, report: Report
 def _check_pipeline(doc: dict[str, Any], agents: dict[str, dict[str, Any]],
                     report: Report) -> None:
     outcome = pipeline_status(doc, agents)
-    status = outcome.status_patch
-    compatible = next(c for c in status["conditions"] if c["type"] == "SchemasCompatible")
-    headline = f"SchemasCompatible={compatible['status']} {compatible['reason']}"
-    if compatible["status"] == "True":
-        order = " → ".join("[" + ", ".join(w) + "]" for w in status["executionOrder"])
-        report.ok(_what(doc), f"{order}; {compatible['message']}")
-    elif compatible["reason"] == "AgentSchemasUnknown":
-        report.warn(_what(doc), compatible["message"])
+    compatible = next(c for c in outcome.status.conditions if c.type == "SchemasCompatible")
+    headline = f"SchemasCompatible={compatible.status} {compatible.reason}"
+    if compatible.status == "True":
+        waves = outcome.status.execution_order or []
+        order = " → ".join("[" + ", ".join(w) + "]" for w in waves)
+        report.ok(_what(doc), f"{order}; {compatible.message}")
+    elif compatible.reason == "AgentSchemasUnknown":
+        report.warn(_what(doc), compatible.message)
     else:
         report.fail(_what(doc), headline,
-                    [str(p) for p in outcome.problems] or [compatible["message"]])
+                    [str(p) for p in outcome.problems] or [compatible.message])
 
 
 def run(args: argparse.Namespace) -> int:
