@@ -15,6 +15,10 @@ count"):
   autoscaler owns it; the operator writes nothing (and drops its own HPA) and reports
   ScalingActive=False, reason ExternalAutoscaler, naming it.
 
+A pipeline's runner has no autoscaling modes: its `spec.runner.replicas` owns the count,
+copied like an agent's in mode none, and an external autoscaler on the runner's Deployment
+wins in the same way (`plan_runner_replicas`).
+
 Until the custom autoscaler has an opinion (`AutoscalerObservation` is None: it does not
 run, or has no metrics yet), custom mode keeps the agent's `spec.replicas`, and says so in
 ScalingActive.
@@ -34,7 +38,7 @@ from atomic_operator.api.agent import AtomicAgentSpec
 from atomic_operator.conditions import Cond
 from atomic_operator.settings import AUTOSCALER_FIELD_MANAGER, FIELD_MANAGER
 
-ReplicaOwner = Literal["agent", "hpa", "autoscaler", "external"]
+ReplicaOwner = Literal["agent", "hpa", "autoscaler", "external", "pipeline"]
 
 SCALING_ACTIVE = "ScalingActive"
 EXTERNAL_AUTOSCALER = "ExternalAutoscaler"
@@ -150,6 +154,20 @@ def plan_replicas(spec: AtomicAgentSpec, seen: ReplicaObservation) -> ReplicaPla
     wanted = spec.replicas
     return ReplicaPlan(owner, wanted, None if live == wanted else wanted, FIELD_MANAGER,
                        scaling)
+
+
+def plan_runner_replicas(replicas: int, seen: ReplicaObservation) -> ReplicaPlan:
+    """A pipeline runner's count: `spec.runner.replicas`, unless someone else scales it."""
+    live = seen.live
+    if seen.external:
+        names = ", ".join(sorted(map(str, seen.external)))
+        return ReplicaPlan("external", live if live is not None else replicas, None,
+                           FIELD_MANAGER, Cond(
+                               SCALING_ACTIVE, "False", EXTERNAL_AUTOSCALER,
+                               f"{names} scales the runner's Deployment: the operator "
+                               "writes no replicas"))
+    return ReplicaPlan("pipeline", replicas, None if live == replicas else replicas,
+                       FIELD_MANAGER, None)
 
 
 def observe_deployment(deployment: Mapping[str, Any],

@@ -18,6 +18,7 @@ from typing import Any
 import kopf
 
 from atomic_operator.k8s import ApiError, KubeClient
+from atomic_operator.k8s.kinds import PIPELINE
 from atomic_operator.metrics import (
     CHILDREN_APPLIED,
     CHILDREN_DELETED,
@@ -31,6 +32,7 @@ from atomic_operator.reconcile.agent import (
     follow_deployment,
     reconcile_agent,
 )
+from atomic_operator.reconcile.pipeline_children import PipelineEnv, PipelineResult
 from atomic_operator.reconcile.status_writer import Event, StatusWriter
 from atomic_operator.references import ObjectIndex
 from atomic_operator.replicas import ExternalAutoscaler
@@ -67,24 +69,26 @@ class AgentReconciler:
         self._locks.pop((meta["namespace"], meta["name"]), None)
 
     def _env(self, secrets: ObjectIndex, config_maps: ObjectIndex,
-             existing_optional: frozenset[str], external: tuple[ExternalAutoscaler, ...]
-             ) -> AgentEnv:
+             existing_optional: frozenset[str], external: tuple[ExternalAutoscaler, ...],
+             pipelines: tuple[str, ...] | None) -> AgentEnv:
         return AgentEnv(self.client, self.settings, self.writer, secrets, config_maps,
-                        existing_optional, external)
+                        existing_optional, external, pipelines=pipelines)
 
     async def reconcile(self, body: Mapping[str, Any], *, trigger: str,
                         secrets: ObjectIndex, config_maps: ObjectIndex,
                         existing_optional: frozenset[str],
                         external: tuple[ExternalAutoscaler, ...] = (),
+                        pipelines: tuple[str, ...] | None = None,
                         logger: logging.Logger | Any) -> AgentOutcome:
-        env = self._env(secrets, config_maps, existing_optional, external)
+        env = self._env(secrets, config_maps, existing_optional, external, pipelines)
         return await self._run(body, trigger, lambda: reconcile_agent(env, body), logger)
 
     async def follow(self, body: Mapping[str, Any], deployment: Mapping[str, Any], *,
                      external: tuple[ExternalAutoscaler, ...] = (),
+                     pipelines: tuple[str, ...] | None = None,
                      logger: logging.Logger | Any) -> AgentOutcome:
         """Follow a Deployment's state into its agent's status, without re-applying."""
-        env = self._env({}, {}, frozenset(), external)
+        env = self._env({}, {}, frozenset(), external, pipelines)
         return await self._run(body, "deployment-changed",
                                lambda: follow_deployment(env, body, deployment), logger)
 
@@ -105,6 +109,40 @@ class AgentReconciler:
                 RECONCILE_SECONDS.labels("AtomicAgent").observe(time.perf_counter() - started)
         self._report(trigger, outcome, logger)
         return outcome
+
+    async def pipeline(self, body: Mapping[str, Any], trigger: str,
+                       work: Callable[[PipelineEnv], Awaitable[PipelineResult]], *,
+                       agents: Mapping[str, Mapping[str, Any]],
+                       external: tuple[ExternalAutoscaler, ...] = (),
+                       logger: logging.Logger | Any) -> PipelineResult:
+        """Run one pipeline reconcile (or follow) at a time per pipeline, counted."""
+        meta = body["metadata"]
+        key = (meta["namespace"], f"{PIPELINE}/{meta['name']}")
+        env = PipelineEnv(self.client, self.settings, self.writer, agents, external)
+        started = time.perf_counter()
+        async with self._lock(key):
+            try:
+                result = await work(env)
+            except ApiError as err:
+                RECONCILES.labels(PIPELINE, trigger, "error").inc()
+                ERRORS.labels(PIPELINE, err.reason or str(err.status)).inc()
+                raise kopf.TemporaryError(f"API error: {err}", delay=2) from err
+            finally:
+                RECONCILE_SECONDS.labels(PIPELINE).observe(time.perf_counter() - started)
+        if result.result != "followed":
+            RECONCILES.labels(PIPELINE, trigger, result.result).inc()
+        for kind in result.applied:
+            CHILDREN_APPLIED.labels(PIPELINE, kind).inc()
+        for problem in result.outcome.problems:
+            ERRORS.labels(PIPELINE, problem.reason).inc()
+        if result.status_patch is not None:
+            if result.outcome.problems:
+                logger.warning("pipeline problems (%s): %s", trigger,
+                               "; ".join(map(str, result.outcome.problems)))
+            else:
+                logger.info("pipeline reconciled (%s): applied %s", trigger,
+                            ", ".join(result.applied) or "nothing")
+        return result
 
     @staticmethod
     def _report(trigger: str, outcome: AgentOutcome, logger: logging.Logger | Any) -> None:

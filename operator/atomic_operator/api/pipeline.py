@@ -177,6 +177,9 @@ class AtomicPipelineStatus(CommonStatus):
     execution_order: list[list[str]] | None = None
     """Steps grouped into waves that run in parallel, as the operator resolved the graph."""
 
+    config_hash: str | None = None
+    """Hash of the runner configuration now applied (changes roll the runner pods)."""
+
 
 class AtomicPipeline(ApiModel):
     """A composition of AtomicAgents whose edges are type-checked."""

@@ -21,7 +21,7 @@ import yaml
 
 from atomic_operator.checks import check_agent
 from atomic_operator.reconcile.agent import parse_agent
-from atomic_operator.reconcile.pipeline import pipeline_status
+from atomic_operator.reconcile.pipeline import PipelineObservation, pipeline_status
 from atomic_operator.render import AgentIdentity, render_agent
 from atomic_operator.settings import OperatorSettings
 
@@ -127,7 +127,7 @@ def _check_agent(doc: dict[str, Any], settings: OperatorSettings, report: Report
 
 def _check_pipeline(doc: dict[str, Any], agents: dict[str, dict[str, Any]],
                     report: Report) -> None:
-    outcome = pipeline_status(doc, agents)
+    outcome = pipeline_status(doc, PipelineObservation(agents))
     compatible = next(c for c in outcome.status.conditions if c.type == "SchemasCompatible")
     headline = f"SchemasCompatible={compatible.status} {compatible.reason}"
     if compatible.status == "True":

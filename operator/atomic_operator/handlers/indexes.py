@@ -157,6 +157,7 @@ class Indexes:
     external: tuple[kopf.Index[Any, Any], ...]
     agents_by_secret: kopf.Index[Any, Any]
     agents_by_config_map: kopf.Index[Any, Any]
+    pipelines_by_agent: kopf.Index[Any, Any]
 
     @classmethod
     def from_kwargs(cls, kwargs: Mapping[str, Any]) -> Indexes:
@@ -168,7 +169,12 @@ class Indexes:
             external=(kwargs["external_hpas"], kwargs["external_scaled_objects"]),
             agents_by_secret=kwargs["agents_by_secret"],
             agents_by_config_map=kwargs["agents_by_config_map"],
+            pipelines_by_agent=kwargs["pipelines_by_agent"],
         )
+
+    def pipelines_of(self, namespace: str, agent: str) -> tuple[str, ...]:
+        """The pipelines with a step that calls the agent (for its status)."""
+        return tuple(sorted(set(self.pipelines_by_agent.get((namespace, agent), []))))
 
     def optional_children(self, namespace: str, name: str) -> frozenset[str]:
         """Kinds of the optional children (HPA, PDB) the agent has now."""

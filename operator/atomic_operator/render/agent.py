@@ -141,6 +141,7 @@ def render_agent(agent: AtomicAgent, who: AgentIdentity, settings: OperatorSetti
         "owner": {"apiVersion": API_VERSION, "kind": "AtomicAgent", "name": who.name,
                   "uid": who.uid},
         "config_map": config_map_name(who.name),
+        "config_key": CONFIG_KEY,
         "config_json": stored,
         "config_hash": digest,
         "hash_annotation": CONFIG_HASH_ANNOTATION,
