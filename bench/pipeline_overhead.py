@@ -47,6 +47,8 @@ from atomic_operator.api.pipeline import AtomicPipeline
 from atomic_operator.pipeline_check import AgentSchemas, check_pipeline
 from atomic_operator.render.pipeline_config import runner_config
 
+SMOKE_ARGS = ["--tiny"]
+"""The CI size (bench/README.md's smoke convention)."""
 HOPS = 5
 LIST_SCHEMA: dict[str, Any] = {
     "type": "object", "required": ["items"],
