@@ -38,8 +38,10 @@ def test_the_example_pipeline_is_proven_compatible(ns: Kube) -> None:
     assert status["executionOrder"] == [["analyze"], ["make-tasks"]]
     body = eventually(lambda: condition(ns, "analysis-to-tasks", "Ready", "True"),
                       timeout=30, what="Ready=True (the runner's Deployment is available)")
-    columns = ns.run("get", "atomicpipeline", "analysis-to-tasks", "--no-headers").split()
-    assert columns[1:4] == ["2", "True", "True"]
+    columns = eventually(lambda: (c := ns.run("get", "atomicpipeline", "analysis-to-tasks",
+                                              "--no-headers").split())[1:4] == [
+        "2", "True", "True"] and c, what="the printer columns")
+    assert columns
 
 
 def test_a_mismatched_edge_is_named_in_status_and_a_warning(ns: Kube) -> None:

@@ -22,6 +22,12 @@ def ns(kube: Kube, operator: OperatorProcess) -> Kube:
     return kube
 
 
+def maybe_get(ns: Kube, kind: str, name: str) -> dict[str, Any] | None:
+    """The object, or None while it does not exist yet."""
+    out = ns.run("get", kind, name, "-o", "json", "--ignore-not-found")
+    return json.loads(out) if out.strip() else None
+
+
 def cond(body: dict[str, Any], type_: str) -> dict[str, Any]:
     conditions = (body.get("status") or {}).get("conditions") or []
     return next((c for c in conditions if c["type"] == type_), {})
@@ -79,8 +85,9 @@ def test_runner_settings_are_applied(ns: Kube) -> None:
         "replicas": 2, "image": "example.com/runner:1",
         "resources": {"requests": {"cpu": "20m"}, "limits": {"memory": "200Mi"}},
         "concurrency": {"maxInFlight": 3, "queueSize": 4}}}}))
-    deployment = eventually(lambda: (d := ns.get("deployment", "analysis-to-tasks"))["spec"]
-                            .get("replicas") == 2 and d, what="2 runner replicas")
+    deployment = eventually(lambda: (d := maybe_get(ns, "deployment", "analysis-to-tasks"))
+                            and d["spec"].get("replicas") == 2 and d,
+                            what="2 runner replicas")
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     assert container["image"] == "example.com/runner:1"
     assert container["resources"] == {"requests": {"cpu": "20m"},
