@@ -332,7 +332,7 @@ def test_an_incompatible_pipeline_is_never_ready_and_says_why(
     ready = httpx.get(f"{rt.url}/readyz")
     assert ready.status_code == 503
     assert ready.text.startswith("incompatible: spec.steps[1].input.description.from: "
-                                 "steps.analyze.output.insights does not fit")
+                                 "step make-task: steps.analyze.output.insights does not fit")
     answer = run(rt)
     assert answer.status_code == 503 and answer.json()["error"]["type"] == "incompatible"
     assert fakes["content-analyzer"].requests() == []
