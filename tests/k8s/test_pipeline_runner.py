@@ -73,9 +73,11 @@ def test_the_runner_is_rendered_owned_hardened_and_becomes_ready(ns: Kube) -> No
     assert config["steps"][1]["url"] == (f"http://task-processor.{ns.namespace}.svc."
                                          "cluster.local:80")
     # the agents list the pipeline that calls them
-    agent = eventually(lambda: (a := ns.get("atomicagent", "task-processor"))["status"].get(
-        "pipelines") == ["analysis-to-tasks"] and a, what="the agent lists the pipeline")
-    assert agent
+    eventually(lambda: ns.get("atomicagent", "task-processor")["status"].get(
+        "pipelines") == ["analysis-to-tasks"], what="the agent lists the pipeline")
+    ns.run("delete", "atomicpipeline", "analysis-to-tasks")
+    eventually(lambda: ns.get("atomicagent", "task-processor")["status"].get(
+        "pipelines") == [], what="the agent no longer lists the deleted pipeline")
 
 
 def test_runner_settings_are_applied(ns: Kube) -> None:
