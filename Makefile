@@ -52,9 +52,9 @@ verify: venv ## Fail when generated files differ from what the models produce.
 	    echo "generated files are stale: run 'make generate' and commit the result" >&2; exit 1; fi
 
 .PHONY: lint
-lint: venv ## ruff, mypy --strict and the import layers (import-linter) on both packages.
-	$(BIN)/ruff check operator agent_image tests bench
-	$(BIN)/mypy operator/atomic_operator agent_image/atomic_runtime
+lint: venv ## ruff, mypy --strict and the import layers (import-linter) on the packages and the dev harness.
+	$(BIN)/ruff check operator agent_image devtools tests bench
+	$(BIN)/mypy operator/atomic_operator agent_image/atomic_runtime devtools/atomic_devcluster
 	$(BIN)/lint-imports
 
 .PHONY: test

@@ -29,9 +29,9 @@ sys.path.insert(0, str(ROOT))
 import aiohttp  # noqa: E402
 import yaml  # noqa: E402
 
+from atomic_devcluster import ControlPlane  # noqa: E402
+from atomic_devcluster.operator_process import running_operator  # noqa: E402
 from atomic_operator.api import AtomicAgent  # noqa: E402
-from atomic_operator.devcluster import ControlPlane  # noqa: E402
-from atomic_operator.devcluster.operator_process import running_operator  # noqa: E402
 from atomic_operator.k8s import KubeClient, resource_path  # noqa: E402
 from atomic_operator.render import AgentIdentity, render_agent  # noqa: E402
 from atomic_operator.settings import FIELD_MANAGER, OperatorSettings  # noqa: E402

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 DEFAULT_CONFIG_PATH = "/etc/atomic-agent/agent.json"
+FS_ROOT_ENV = "ATOMIC_AGENT_FS_ROOT"
 
 Provider = Literal["openai", "anthropic", "groq", "gemini", "ollama", "openai-compatible"]
 
@@ -100,7 +101,24 @@ def parse_config(data: dict[str, Any]) -> AgentConfig:
     return AgentConfig.model_validate(data)
 
 
+def mounted(path: str) -> Path:
+    """Where a file the pod mounts really is: the path itself in a container.
+
+    The dev harness's process node runs pods as plain processes without a mount namespace:
+    it writes each pod's volumes below one directory and names it in ATOMIC_AGENT_FS_ROOT,
+    which then stands in for ``/`` for the files the runtime reads (config, context files).
+    """
+    root = os.environ.get(FS_ROOT_ENV)
+    if root and path.startswith("/"):
+        return Path(root) / path.lstrip("/")
+    return Path(path)
+
+
 def load_config(path: str | None = None) -> AgentConfig:
     """Read the file the operator mounted; the path comes from ATOMIC_AGENT_CONFIG."""
     resolved = path or os.environ.get("ATOMIC_AGENT_CONFIG", DEFAULT_CONFIG_PATH)
-    return parse_config(json.loads(Path(resolved).read_text(encoding="utf-8")))
+    data = json.loads(mounted(resolved).read_text(encoding="utf-8"))
+    for provider in data.get("contextProviders") or []:
+        if isinstance(provider, dict) and isinstance(provider.get("file"), str):
+            provider["file"] = str(mounted(provider["file"]))
+    return parse_config(data)

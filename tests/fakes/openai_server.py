@@ -41,6 +41,15 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
+_FORMATS = {
+    "date-time": "2026-01-01T00:00:00Z", "date": "2026-01-01", "time": "00:00:00Z",
+    "email": "fake@example.com", "uri": "https://example.com/fake",
+    "uuid": "00000000-0000-4000-8000-000000000000", "hostname": "example.com",
+    "ipv4": "192.0.2.1",
+}
+"""Values of the string formats clients commonly validate (instructor's pydantic models do)."""
+
+
 def synthesize(schema: Any, root: dict[str, Any], depth: int = 0) -> Any:
     """A deterministic value that satisfies the common JSON Schema keywords."""
     if not isinstance(schema, dict) or depth > 12:
@@ -74,6 +83,8 @@ def synthesize(schema: Any, root: dict[str, Any], depth: int = 0) -> Any:
             count = min(count, schema["maxItems"])
         return [synthesize(schema.get("items", {}), root, depth + 1) for _ in range(count)]
     if kind == "string":
+        if schema.get("format") in _FORMATS:
+            return _FORMATS[schema["format"]]
         text = "fake"
         text = text * (1 + schema.get("minLength", 0) // len(text))
         if "maxLength" in schema:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from atomic_operator.devcluster.operator_process import OperatorProcess
+from atomic_devcluster.operator_process import OperatorProcess
 from tests.support.kube import Kube, eventually
 from tests.support.manifests import example, variant
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-from atomic_operator.devcluster import ControlPlane, ensure_binaries
-from atomic_operator.devcluster.operator_process import running_operator
+from atomic_devcluster import ControlPlane, ensure_binaries
+from atomic_devcluster.operator_process import running_operator
 from tests.support.manifests import EXAMPLES
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "atomic-operator"

@@ -7,7 +7,7 @@ import time
 import urllib.request
 from typing import Any
 
-from atomic_operator.devcluster.operator_process import OperatorProcess
+from atomic_devcluster.operator_process import OperatorProcess
 from atomic_operator.settings import AUTOSCALER_FIELD_MANAGER, FIELD_MANAGER
 from tests.k8s.test_agent_operator import agent_ns, condition, wait_ready  # noqa: F401
 from tests.support.kube import Kube, eventually

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from atomic_operator.devcluster import ControlPlane
+from atomic_devcluster import ControlPlane
 
 
 class Kube:

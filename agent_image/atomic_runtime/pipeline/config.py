@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from ..config import ConcurrencyConfig, _Camel
+from ..config import ConcurrencyConfig, _Camel, mounted
 
 DEFAULT_CONFIG_PATH = "/etc/atomic-agent/agent.json"
 KIND = "PipelineConfig"
@@ -152,12 +151,12 @@ def config_path() -> str:
 def is_pipeline_config(path: str | None = None) -> bool:
     """Whether the mounted config is a runner's: the runtime image serves either kind."""
     try:
-        data = json.loads(Path(path or config_path()).read_text(encoding="utf-8"))
+        data = json.loads(mounted(path or config_path()).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False  # the agent server reports the unreadable file with its own message
     return isinstance(data, dict) and data.get("kind") == KIND
 
 
 def load_pipeline_config(path: str | None = None) -> PipelineConfig:
-    text = Path(path or config_path()).read_text(encoding="utf-8")
+    text = mounted(path or config_path()).read_text(encoding="utf-8")
     return PipelineConfig.model_validate(json.loads(text))

@@ -1,47 +1,34 @@
-"""`atomicctl dev`: build and run the embedded control plane for local work."""
+"""`atomicctl dev`: the embedded control plane, a dev tool that lives only in a checkout.
+
+The harness (`devtools/atomic_devcluster`) is not part of the wheel or the images: it builds
+Kubernetes from source and runs processes as pods, which no installation needs. From a
+checkout (`make venv`) it is importable and registers its own actions here; anywhere else
+`atomicctl dev` says so in one line and exits 2.
+"""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import signal
-import threading
-from pathlib import Path
+import importlib.util
+import sys
 from typing import Any
 
-from atomic_operator.cli import demo
-from atomic_operator.devcluster import ControlPlane, ensure_binaries
+_HARNESS = "atomic_devcluster"
 
 
 def register(sub: Any) -> None:
+    if importlib.util.find_spec(_HARNESS) is not None:
+        from atomic_devcluster.cli import register as register_harness
+
+        register_harness(sub)
+        return
     parser: argparse.ArgumentParser = sub.add_parser(
-        "dev", help="embedded control plane (etcd, kube-apiserver, controllers, kwok)")
-    dev_sub = parser.add_subparsers(dest="dev_command", required=True, metavar="ACTION")
-    build = dev_sub.add_parser("build", help="build the pinned binaries into the cache")
-    build.set_defaults(run=run_build)
-    up = dev_sub.add_parser("up", help="start a control plane and keep it up until Ctrl-C")
-    up.add_argument("--crds", type=Path, default=Path("crds"),
-                    help="directory of CRDs to install before the controllers start")
-    up.add_argument("--workdir", type=Path, default=Path(".devcluster"),
-                    help="where data, logs and the kubeconfig go (default: .devcluster)")
-    up.set_defaults(run=run_up)
-    demo.register(dev_sub)
+        "dev", help="embedded control plane (only from a checkout of the repository)")
+    parser.add_argument("rest", nargs=argparse.REMAINDER)
+    parser.set_defaults(run=_missing)
 
 
-def run_build(args: argparse.Namespace) -> int:
-    binaries = ensure_binaries()
-    for name, path in vars(binaries).items():
-        print(f"{name}: {path}")
-    return 0
-
-
-def run_up(args: argparse.Namespace) -> int:
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    crds = sorted(args.crds.glob("*.yaml")) if args.crds.is_dir() else []
-    with ControlPlane(crds=crds, workdir=args.workdir.resolve()) as cp:
-        print(f"control plane up at {cp.server}", flush=True)
-        print(f"export KUBECONFIG={cp.kubeconfig}", flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            stop.wait()
-    return 0
+def _missing(args: argparse.Namespace) -> int:
+    print("atomicctl dev: the embedded control plane is a dev tool; run it from a checkout "
+          "of the repository after `make venv`", file=sys.stderr)
+    return 2

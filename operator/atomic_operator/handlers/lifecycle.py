@@ -9,7 +9,7 @@ import kopf
 
 from atomic_operator import GROUP
 from atomic_operator.handlers.types import Logger
-from atomic_operator.k8s import KubeClient
+from atomic_operator.k8s.login import client_for
 from atomic_operator.metrics import serve
 from atomic_operator.runner import AgentReconciler
 from atomic_operator.settings import OperatorSettings
@@ -44,13 +44,7 @@ async def startup(*, settings: kopf.OperatorSettings, memo: Any, logger: Logger,
     settings.posting.level = logging.WARNING
     settings.execution.max_workers = 4
 
-    info = _login(settings)
-    cert = (str(info.certificate_path), str(info.private_key_path)) \
-        if info.certificate_path and info.private_key_path else None
-    client = KubeClient.connect(
-        info.server, token=info.token, ca_data=info.ca_data,
-        ca_path=str(info.ca_path) if info.ca_path else None, insecure=info.insecure,
-        client_cert=cert)
+    client = client_for(_login(settings))
     memo.reconciler = AgentReconciler.create(client, ours)
     serve(ours.metrics_port)
     logger.info("atomic-operator started: runtime image %s, metrics on :%s",

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from atomic_operator.devcluster.versions import PINNED, Versions, cache_dir
+from atomic_devcluster.versions import PINNED, Versions, cache_dir
 
 KUBE_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 KWOK_STAGES = "kwok-stages.yaml"

@@ -1,7 +1,10 @@
 """Start and stop one embedded control plane on 127.0.0.1.
 
 Each instance gets free ports, a fresh data directory, token authentication with RBAC, and a
-kubeconfig. Processes log into files beside the data so a failure can quote them. The CRDs
+kubeconfig. Which nodes exist is an option: kwok's fake nodes (pods turn Running and answer
+nothing: for scale) and, with `process_node=True`, the process node whose pods are real
+processes (`procnode/`); namespaces opt in to it with `schedule_on_process_node()`.
+Processes log into files beside the data so a failure can quote them. The CRDs
 are applied before kube-controller-manager starts: its garbage collector discovers resource
 types at start-up, and children of custom resources it does not know yet are collected only
 after its next rediscovery (about 40 s later) instead of at once.
@@ -11,22 +14,27 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import secrets
 import shutil
 import signal
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from atomic_operator.devcluster.build import Binaries, ensure_binaries
+from atomic_devcluster.build import Binaries, ensure_binaries
+from atomic_devcluster.procnode import NODE_NAME, namespace_annotations
+from atomic_devcluster.procnode.agent import STATE_FILE
+from atomic_devcluster.procnode.state import kill_recorded
 
 FAKE_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 
@@ -60,16 +68,25 @@ class ControlPlane:
 
     Use as a context manager, or call start() and stop(). `crds` are applied between the
     API server and the controllers; `fake_nodes` kwok nodes make Deployments' pods Running.
+    `process_node` adds the node whose pods run as processes: `images` maps more image
+    names to commands it runs (`{"my/image:1": ["{python}", "-m", "my.module"]}`; the agent
+    runtime image is always known), `process_pods` caps its pods (0: what fits in memory),
+    `backoff_seconds` is the first CrashLoopBackOff delay.
     """
 
     crds: Sequence[Path] = ()
     fake_nodes: int = 1
+    process_node: bool = False
+    images: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    process_pods: int = 0
+    backoff_seconds: float = 10.0
     workdir: Path | None = None
     binaries: Binaries | None = None
     keep_workdir: bool = False
     kubeconfig: Path = field(init=False)
     server: str = field(init=False, default="")
     token: str = field(init=False, default="")
+    proxy_port: int = field(init=False, default=0)
     _procs: list[_Process] = field(init=False, default_factory=list)
     _owns_workdir: bool = field(init=False, default=False)
 
@@ -100,6 +117,9 @@ class ControlPlane:
                 self.kubectl("wait", "--for=condition=Established", "--timeout=30s", "crd",
                              "--all")
             self._start_controllers()
+            if self.process_node:
+                self.proxy_port = free_port()
+                self._start_node_agent()
         except BaseException:
             self.stop()
             raise
@@ -117,8 +137,63 @@ class ControlPlane:
                 proc.popen.kill()
                 proc.popen.wait()
         self._procs.clear()
+        if self.process_node and self.workdir:
+            # A node agent that died hard (SIGKILL) could not stop its processes: do it here.
+            kill_recorded(self.workdir / "procnode" / STATE_FILE)
         if self._owns_workdir and not self.keep_workdir and self.workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+    # -- the process node ----------------------------------------------------------------
+
+    @property
+    def proxy_url(self) -> str:
+        """The process node's HTTP proxy: how a process here reaches Services and pod IPs."""
+        if not self.proxy_port:
+            raise ControlPlaneError("this control plane has no process node")
+        return f"http://127.0.0.1:{self.proxy_port}"
+
+    def proxy_env(self) -> dict[str, str]:
+        """The environment the process node gives its pods, for clients outside them."""
+        no_proxy = "127.0.0.1,localhost"
+        return {"HTTP_PROXY": self.proxy_url, "http_proxy": self.proxy_url,
+                "NO_PROXY": no_proxy, "no_proxy": no_proxy}
+
+    def schedule_on_process_node(self, namespace: str) -> None:
+        """Every pod created in the namespace from now on goes to the process node."""
+        self.kubectl("annotate", "--overwrite", "namespace", namespace,
+                     *(f"{k}={v}" for k, v in namespace_annotations().items()))
+
+    def kill_node_agent(self) -> None:
+        """SIGKILL the node agent, as a crash would: its processes keep running."""
+        proc = next(p for p in self._procs if p.name == "procnode")
+        proc.popen.kill()
+        proc.popen.wait()
+        self._procs.remove(proc)
+
+    def start_node_agent(self) -> None:
+        """(Re)start the node agent; it adopts the processes a previous one left."""
+        self._start_node_agent()
+
+    def _start_node_agent(self) -> None:
+        assert self.workdir is not None
+        argv = [sys.executable, "-m", "atomic_devcluster.procnode",
+                f"--kubeconfig={self.kubeconfig}", f"--state-dir={self.workdir / 'procnode'}",
+                f"--proxy-port={self.proxy_port}", f"--pods={self.process_pods}",
+                f"--backoff-seconds={self.backoff_seconds}"]
+        argv += [f"--image={name}={json.dumps(list(cmd))}" for name, cmd in self.images.items()]
+        env = {k: v for k, v in os.environ.items()
+               if k.lower() not in ("http_proxy", "https_proxy", "no_proxy")}
+        proc = self._spawn("procnode", argv, env=env, append=True)
+        self._wait(proc, f"{self.proxy_url}/healthz", timeout=60)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            ready = self.kubectl("get", "node", NODE_NAME, "-o",
+                                 "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
+                                 check=False).stdout
+            if ready == "True":
+                return
+            time.sleep(0.2)
+        raise ControlPlaneError(f"process node not Ready after 30 s:\n{proc.tail()}")
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -133,11 +208,12 @@ class ControlPlane:
             raise ControlPlaneError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
         return proc
 
-    def _spawn(self, name: str, argv: list[str]) -> _Process:
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None,
+               append: bool = False) -> _Process:
         assert self.workdir is not None
         log = self.workdir / "logs" / f"{name}.log"
-        with log.open("wb") as out:
-            popen = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
+        with log.open("ab" if append else "wb") as out:
+            popen = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env,
                                      stdin=subprocess.DEVNULL, start_new_session=True)
         proc = _Process(name, popen, log)
         self._procs.append(proc)
@@ -204,6 +280,9 @@ class ControlPlane:
             f"--service-account-signing-key-file={sa_key}",
             "--service-cluster-ip-range=10.96.0.0/16",
             "--endpoint-reconciler-type=none",
+            # Namespaces opt in to the process node through annotations these two turn into
+            # a nodeSelector and a toleration on their pods (procnode/__init__.py).
+            "--enable-admission-plugins=PodNodeSelector,PodTolerationRestriction",
             "--allow-privileged=true",
             "--max-requests-inflight=1000",
             "--max-mutating-requests-inflight=500",

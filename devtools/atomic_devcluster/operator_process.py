@@ -7,12 +7,12 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from atomic_operator.devcluster.cluster import free_port
+from atomic_devcluster.cluster import free_port
 
 
 @dataclass
@@ -26,14 +26,15 @@ class OperatorProcess:
 
 
 @contextmanager
-def running_operator(kubeconfig: Path | None, log: Path, *extra_args: str
-                     ) -> Iterator[OperatorProcess]:
+def running_operator(kubeconfig: Path | None, log: Path, *extra_args: str,
+                     env: Mapping[str, str] | None = None) -> Iterator[OperatorProcess]:
     """Start the operator, wait for its liveness endpoint, stop it afterwards.
 
-    kubeconfig None means the environment's own (KUBECONFIG or ~/.kube/config).
+    kubeconfig None means the environment's own (KUBECONFIG or ~/.kube/config). `env` adds
+    variables, e.g. `cp.proxy_env()` so the operator reaches process-node pods by pod IP.
     """
     health, metrics = free_port(), free_port()
-    env = dict(os.environ, ATOMIC_OPERATOR_METRICS_PORT=str(metrics))
+    env = dict(os.environ, **(env or {}), ATOMIC_OPERATOR_METRICS_PORT=str(metrics))
     if kubeconfig is not None:
         env["KUBECONFIG"] = str(kubeconfig)
     cmd = [sys.executable, "-m", "atomic_operator", "--log-format=json",
