@@ -139,11 +139,12 @@ def test_a_pipeline_named_like_an_agent_is_refused_without_touching_the_agent(
         ns: Kube) -> None:
     ns.apply(example("content-analyzer"))
     ns.apply(example("task-processor"))
+    # (created at the same instant, whichever the operator sees first keeps the names)
+    ns.run("wait", "--for=condition=Ready", "--timeout=30s", "atomicagent/task-processor")
     ns.apply(variant("analysis-to-tasks", {"metadata": {"name": "task-processor"}}))
-    body = eventually(lambda: cond(ns.get("atomicpipeline", "task-processor"), "Ready")
-                      .get("reason") == "NameConflict" and ns.get("atomicpipeline",
-                                                                  "task-processor"),
-                      what="NameConflict")
-    assert "an AtomicAgent named task-processor exists" in cond(body, "Ready")["message"]
+    ready = eventually(lambda: (c := cond(ns.get("atomicpipeline", "task-processor"),
+                                          "Ready")).get("reason") == "NameConflict" and c,
+                       what="NameConflict")
+    assert "an AtomicAgent named task-processor exists" in ready["message"], ready
     (owner,) = ns.get("deployment", "task-processor")["metadata"]["ownerReferences"]
     assert owner["kind"] == "AtomicAgent"
