@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 FIELD_MANAGER = "atomic-operator"
 """The field manager of everything the operator applies and writes, except the custom
-autoscaler's replica writes:"""
+autoscaler's replica writes."""
 
 AUTOSCALER_FIELD_MANAGER = "atomic-operator-autoscaler"
 """The custom autoscaler's writes to a Deployment's scale subresource (custom mode), so

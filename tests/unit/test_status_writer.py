@@ -3,6 +3,7 @@ it wrote, which must never serve a status older than the API server's."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -153,3 +154,26 @@ async def test_memory_is_dropped_with_the_object() -> None:
     await writer.write(body, _wanted(observedGeneration=1))
     writer.forget(body)
     assert writer.latest(body) is body
+
+
+async def test_writes_of_one_object_are_serialized_so_memory_holds_the_last() -> None:
+    api, writer, _, body = _setup()
+    release = asyncio.Event()
+    original = api.merge_patch
+    entered: list[dict[str, Any]] = []
+
+    async def slow_first(path: str, patch: dict[str, Any], manager: str) -> dict[str, Any]:
+        entered.append(patch)
+        if len(entered) == 1:
+            await release.wait()  # the server takes its time with the first write
+        return await original(path, patch, manager)
+
+    api.merge_patch = slow_first  # type: ignore[method-assign]
+    first = asyncio.create_task(writer.write(body, _wanted(observedGeneration=1)))
+    second = asyncio.create_task(writer.write(body, _wanted(observedGeneration=2)))
+    await asyncio.sleep(0.01)
+    assert len(entered) == 1  # the second waits for the first, which waits for the server
+    release.set()
+    await asyncio.gather(first, second)
+    assert [c.body["status"]["observedGeneration"] for c in api.writes()] == [1, 2]
+    assert writer.latest(body)["status"]["observedGeneration"] == 2

@@ -225,8 +225,10 @@ class AtomicAgentSpec(ApiModel):
     schemas are served and inputSchema/outputSchema may be omitted."""
 
     replicas: Annotated[int, Field(ge=0, le=1000)] = 1
-    """Wanted pods. Written by users when autoscaling is off, and by the autoscaler through
-    the scale subresource otherwise."""
+    """Wanted pods when autoscaling.mode is none; also written through the agent's scale
+    subresource (kubectl scale, an HPA or KEDA on the agent). In hpa mode the initial count;
+    in custom mode the count until the operator's autoscaler has a recommendation (it never
+    writes this field). An HPA or ScaledObject on the Deployment overrides it in any mode."""
 
     autoscaling: Autoscaling = Field(default_factory=Autoscaling)
     """How replicas follow load."""

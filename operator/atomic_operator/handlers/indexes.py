@@ -95,7 +95,8 @@ def agents_by_config_map(*, namespace: str | None, name: str, spec: kopf.Spec, *
 
 
 def _optional_index_id(child: ChildKind) -> str:
-    return f"optional_{child.kind.plural}"
+    """The index's kopf id, which is also its keyword argument's name in handlers."""
+    return f"{child.owner.lower()}_optional_{child.kind.plural}"
 
 
 def _register_optional_index(child: ChildKind) -> None:
@@ -140,7 +141,7 @@ def external_hpas(*, namespace: str | None, name: str, spec: kopf.Spec, **_: Any
 def external_scaled_objects(*, namespace: str | None, name: str, spec: kopf.Spec, **_: Any
                             ) -> dict[tuple[str | None, str], ExternalAutoscaler]:
     """(namespace, Deployment) → KEDA ScaledObjects that scale it. Served only where the
-    KEDA CRD exists; elsewhere kopf logs once that it cannot serve it, and this stays empty.
+    KEDA CRD exists; elsewhere kopf logs that it cannot serve it, and this stays empty.
     (KEDA also creates an HPA for each ScaledObject, which `external_hpas` finds.)"""
     target = deployment_target(spec, default_kind=DEPLOYMENT.kind)
     return {(namespace, target): ExternalAutoscaler(SCALED_OBJECT.kind, name)} if target else {}

@@ -27,7 +27,7 @@ from atomic_operator.reconcile.agent_status import (
 )
 from atomic_operator.reconcile.status_writer import Event, StatusWriter
 from atomic_operator.references import ObjectIndex, resolve_references
-from atomic_operator.render import AgentIdentity, RenderedAgent, render_agent
+from atomic_operator.render import AgentIdentity, render_agent
 from atomic_operator.replicas import (
     SCALING_ACTIVE,
     AutoscalerObservation,
@@ -89,8 +89,8 @@ def _identity(body: Mapping[str, Any]) -> AgentIdentity:
     return AgentIdentity(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"])
 
 
-def wanted_children(rendered: RenderedAgent, owner: ReplicaOwner,
-                    order: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def wanted_children(order: list[dict[str, Any]], owner: ReplicaOwner
+                    ) -> list[dict[str, Any]]:
     """The rendered children, minus the operator's HPA when it does not own the count."""
     return [c for c in order if c["kind"] != HPA.kind or owner == "hpa"]
 
@@ -146,7 +146,7 @@ async def reconcile_agent(env: AgentEnv, body: Mapping[str, Any]) -> AgentOutcom
             await env.client.apply(rendered.deployment, FIELD_MANAGER, dry_run=True)
         order = rendered.children if first_time else rendered.update_order
         deployment: dict[str, Any] = {}
-        for child in wanted_children(rendered, owner, order):
+        for child in wanted_children(order, owner):
             live = await env.client.apply(child, FIELD_MANAGER)
             outcome.applied.append(child["kind"])
             if child["kind"] == DEPLOYMENT.kind:

@@ -17,6 +17,7 @@ deleted. `tests/unit/test_status_writer.py` shows each case.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -83,6 +84,7 @@ class StatusWriter:
         self.client = client
         self.emit = emit
         self._written: dict[Key, _Written] = {}
+        self._locks: dict[Key, asyncio.Lock] = {}
 
     def latest(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
         """`body`, with the status of our last write if the body predates it."""
@@ -99,6 +101,9 @@ class StatusWriter:
     def forget(self, body: Mapping[str, Any]) -> None:
         """The object is gone: nothing of it is kept."""
         self._written.pop(_key(body), None)
+        lock = self._locks.get(_key(body))
+        if lock is not None and not lock.locked():
+            del self._locks[_key(body)]
 
     async def write(self, body: Mapping[str, Any], wanted: CommonStatus,
                     events: Sequence[Event] = ()) -> dict[str, Any] | None:
@@ -107,15 +112,22 @@ class StatusWriter:
 
         A 409 is retried once: a merge patch carries no resourceVersion, so a conflict
         means the API server's own retries ran out, not that our view was stale. Any other
-        error is raised for the caller's retry policy.
+        error is raised for the caller's retry policy. Writes of one object are serialized,
+        so the memory always holds the answer to the last one.
         """
         patch = status_patch(body.get("status"), wire(wanted))
         if patch is None:
             return None
+        key = _key(body)
+        async with self._locks.setdefault(key, asyncio.Lock()):
+            return await self._patch(key, body, patch, events)
+
+    async def _patch(self, key: Key, body: Mapping[str, Any], patch: dict[str, Any],
+                     events: Sequence[Event]) -> dict[str, Any] | None:
         meta = body["metadata"]
         kind = str(body["kind"])
         path = resource_path(API_VERSION, kind, meta["namespace"], meta["name"], "status")
-        self.forget(body)  # until the server answers, what it stores is unknown
+        self._written.pop(key, None)  # until the server answers, what it stores is unknown
         for attempt in (1, 2):
             try:
                 stored = await self.client.merge_patch(path, {"status": patch}, FIELD_MANAGER)
@@ -126,9 +138,9 @@ class StatusWriter:
                 if err.status != 409 or attempt == 2:
                     raise
         stored_meta = stored.get("metadata") or {}
-        self._written[_key(body)] = _Written(str(stored_meta.get("uid")),
-                                             str(stored_meta.get("resourceVersion")),
-                                             dict(stored.get("status") or {}))
+        self._written[key] = _Written(str(stored_meta.get("uid")),
+                                      str(stored_meta.get("resourceVersion")),
+                                      dict(stored.get("status") or {}))
         STATUS_WRITES.labels(kind).inc()
         for event in events:
             self.emit(body, event)

@@ -11,8 +11,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from atomic_operator import API_VERSION
 from atomic_operator.api import AtomicAgent
+from atomic_operator.k8s.kinds import ATOMIC_AGENT, KINDS
 from atomic_operator.naming import (
     API_KEY_ENV,
     CONFIG_HASH_ANNOTATION,
@@ -134,12 +134,13 @@ def render_agent(agent: AtomicAgent, who: AgentIdentity, settings: OperatorSetti
     digest = config_hash(stored, secrets_digest)
     spec = agent.spec
     context: dict[str, Any] = {
+        "api_versions": {kind.kind: kind.api_version for kind in KINDS.values()},
         "name": who.name,
         "namespace": who.namespace,
         "labels": agent_labels(who.name),
         "selector": agent_selector(who.name),
-        "owner": {"apiVersion": API_VERSION, "kind": "AtomicAgent", "name": who.name,
-                  "uid": who.uid},
+        "owner": {"apiVersion": ATOMIC_AGENT.api_version, "kind": ATOMIC_AGENT.kind,
+                  "name": who.name, "uid": who.uid},
         "config_map": config_map_name(who.name),
         "config_key": CONFIG_KEY,
         "config_json": stored,
