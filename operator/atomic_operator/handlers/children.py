@@ -70,7 +70,7 @@ def _child_trigger(type: str, body: kopf.Body) -> str | None:
 
 def _register_child(kind: Kind) -> None:
     @kopf.on.event(kind.group, kind.version, kind.plural, labels=MANAGED,
-                   id=f"{child.owner.lower()}-child-{kind.plural}")
+                   id=f"child-{kind.plural}")
     async def child_event(*, type: str, body: kopf.Body, namespace: str | None,
                           labels: kopf.Labels, memo: Any, logger: Logger,
                           **kwargs: Any) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 from atomic_operator import API_VERSION
 from atomic_operator.api.agent import PodOverrides
 from atomic_operator.api.pipeline import AtomicPipeline
+from atomic_operator.k8s.kinds import KINDS
 from atomic_operator.naming import (
     CONFIG_HASH_ANNOTATION,
     CONFIG_MOUNT,
@@ -103,6 +104,7 @@ def render_pipeline(pipeline: AtomicPipeline, who: AgentIdentity, check: Pipelin
         "metrics_port": METRICS_PORT,
         "service_port": SERVICE_PORT,
         "container_name": "runner",
+        "api_versions": {kind.kind: kind.api_version for kind in KINDS.values()},
     }
     return RenderedPipeline(
         config=config,
