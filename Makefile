@@ -69,6 +69,10 @@ test-unit: venv ## Only the tests that need no control plane.
 test-k8s: venv binaries ## Only the tests against the real control plane.
 	$(BIN)/pytest -p no:cacheprovider tests/k8s $(PYTEST_ARGS)
 
+.PHONY: bench-smoke
+bench-smoke: venv binaries ## Run every bench/*.py once at its tiny SMOKE_ARGS size (CI).
+	$(PY) -m bench._smoke $(BENCH)
+
 ##@ Running
 
 .PHONY: run

@@ -38,6 +38,7 @@ from atomic_operator.render import AgentIdentity, render_agent  # noqa: E402
 from atomic_operator.settings import FIELD_MANAGER, OperatorSettings  # noqa: E402
 
 AGENTS = "/apis/atomicagents.io/v1alpha1/namespaces/{ns}/atomicagents"
+SMOKE_ARGS = ["--agents", "5", "--idle", "2"]  # `make bench-smoke` (bench/README.md)
 IN_FLIGHT = 64
 
 

@@ -35,6 +35,8 @@ from atomic_devcluster.operator_process import running_operator  # noqa: E402
 from atomic_operator.api import AtomicAgent  # noqa: E402
 from atomic_operator.render import runtime_config  # noqa: E402
 
+SMOKE_ARGS = ["--agents", "2"]  # `make bench-smoke` (bench/README.md)
+
 
 def manifest(name: str, base_url: str) -> dict[str, Any]:
     doc: dict[str, Any] = yaml.safe_load((ROOT / "examples" / "task-processor.yaml").read_text())

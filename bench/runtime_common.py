@@ -126,7 +126,7 @@ class Proc:
         Path(self.log.name).unlink(missing_ok=True)
 
 
-def wait_http(url: str, timeout: float = 30) -> None:
+def wait_http(url: str, timeout: float = 90) -> None:  # cold starts on a loaded CI box
     import httpx
 
     deadline = time.monotonic() + timeout

@@ -15,6 +15,8 @@ from typing import Any
 
 from bench.runtime_common import closed_loop, start_bare, start_fake, start_runtime
 
+SMOKE_ARGS = ["--calls", "60", "--clients", "4", "--transport", "aiohttp"]
+
 
 def measure(start: Any, base_url: str, calls: int, clients: int) -> dict[str, float]:
     proc, url = start(base_url)

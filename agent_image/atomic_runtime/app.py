@@ -4,12 +4,16 @@ Starlette rather than FastAPI: the schemas are only known at run time, so FastAP
 type-driven validation and OpenAPI generation would be bypassed anyway, and plain Starlette
 serves a JSON endpoint about twice as fast (see docs/runtime.md for the measurements).
 No BaseHTTPMiddleware either: it costs a task per request. Everything per-request lives in
-``RunHandler`` and a 15-line ASGI wrapper for request ids.
+``RunHandler`` and ``Edge``, the outermost ASGI layer: request ids, and the guarantee that
+every error answer (404, 405 and 500 included) is the one JSON envelope, counted and logged
+once. Refusals before a request reaches the app (slow or oversized heads) come from the
+connection layer in compat/uvicorn.py through ``Edge.refusal``, in the same envelope.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 import os
@@ -18,13 +22,15 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
-from typing import Any
+from http import HTTPStatus
+from typing import Any, Protocol
 
 from jsonschema import Draft202012Validator
 from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -33,11 +39,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .admission import Admission, OverloadedError
 from .agent import Agent, ConfiguredAgent
 from .config import AgentConfig
+from .context import build_providers, missing_files
 from .llm import LLM, LLMCallError
 from .logs import request_id
 from .metrics import Metrics
 from .openapi import build_openapi
 from .schema_models import SCHEMA_CHECKED, json_path, schema_errors
+from .settings import ServerSettings
 
 log = logging.getLogger("atomic_runtime.app")
 
@@ -52,6 +60,12 @@ FAILURE_STATUS: dict[str, tuple[int, str]] = {
     "other": (500, "internal_error"),
 }
 _RID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+LOGGED = "atomic_runtime.logged"
+"""Scope key set by a handler that counted and logged its answer itself."""
+CLIENT_GONE = 499  # nginx's "client closed request": nothing reaches the client
+NOT_OBSERVED = frozenset({408, CLIENT_GONE})
+"""Answers left out of the latency histogram: their duration is the client's slowness."""
+ERROR_TYPES = {404: "not_found", 405: "method_not_allowed"}
 
 
 @dataclass
@@ -60,6 +74,8 @@ class RuntimeState:
 
     ready: bool = False
     draining: bool = False
+    closing: bool = False
+    """The listener is closing: uploads still arriving are cut with 503."""
     started: float = field(default_factory=time.monotonic)
 
 
@@ -73,6 +89,7 @@ def error(
     message: str,
     details: list[dict[str, str]] | None = None,
     retry_after: float | None = None,
+    headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {"type": kind, "message": message}
     if details:
@@ -80,12 +97,22 @@ def error(
     rid = request_id.get()
     if rid:
         body["requestId"] = rid
-    headers = {}
+    headers = dict(headers or {})
     if retry_after is not None:
         seconds = max(1, int(retry_after + 0.999))
         body["retryAfterSeconds"] = seconds
         headers["Retry-After"] = str(seconds)
     return JSONResponse({"error": body}, status_code=status, headers=headers)
+
+
+def json_media_type(content_type: str | None) -> bool:
+    """No Content-Type is taken as JSON; otherwise application/json or a +json type."""
+    if content_type is None:
+        return True
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -103,7 +130,14 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 class RunHandler:
-    def __init__(self, config: AgentConfig, agent: Agent, metrics: Metrics, state: RuntimeState):
+    def __init__(
+        self,
+        config: AgentConfig,
+        agent: Agent,
+        metrics: Metrics,
+        state: RuntimeState,
+        settings: ServerSettings,
+    ):
         self.config = config
         self.agent = agent
         self.metrics = metrics
@@ -113,22 +147,90 @@ class RunHandler:
         )
         self.input_validator = Draft202012Validator(agent.input_schema)
         self.deadline = config.request_timeout_seconds
+        self.body_timeout = min(settings.body_timeout_seconds, self.deadline)
+        self.token = settings.auth_token.encode() if settings.auth_token else None
+        self.contexts = build_providers(
+            [c for c in config.context_providers if c.file is not None]
+        )
+        self._uploads: set[asyncio.Task[Any]] = set()
+
+    def not_ready(self) -> str | None:
+        """Why the agent cannot answer properly now (a missing context file), or None."""
+        return missing_files(self.contexts) if self.contexts else None
+
+    def cut_uploads(self) -> None:
+        """Shutdown: stop waiting for bodies still arriving (they are answered 503)."""
+        for task in list(self._uploads):
+            task.cancel("draining")
 
     async def __call__(self, request: Request) -> Response:
         started = time.perf_counter()
-        response = await self._handle(request)
+        try:
+            response = await self._handle(request)
+        except Exception as exc:  # the one place a /run bug becomes an answer, not a traceback
+            response = error(500, "internal_error", "the runtime failed; see its log")
+            failure: BaseException | None = exc
+        else:
+            failure = None
         elapsed = time.perf_counter() - started
-        self.metrics.count_request(response.status_code)
-        self.metrics.request_duration_h.observe(elapsed)
-        log.info(
-            "run",
-            extra={"status": response.status_code, "duration_ms": round(elapsed * 1000, 2)},
-        )
+        status = response.status_code
+        self.metrics.count_request(status)
+        if status not in NOT_OBSERVED:
+            self.metrics.request_duration_h.observe(elapsed)
+        request.scope[LOGGED] = True
+        extra: dict[str, Any] = {"status": status, "duration_ms": round(elapsed * 1000, 2)}
+        if status >= 400:
+            extra["type"] = json.loads(bytes(response.body))["error"]["type"]
+        if failure is not None:
+            log.error("run", extra=extra, exc_info=failure)
+        else:
+            log.info("run", extra=extra)
         return response
 
-    async def _handle(self, request: Request) -> Response:
+    def _authorized(self, request: Request) -> bool:
+        assert self.token is not None
+        scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+        given = credentials.strip().encode() if scheme.lower() == "bearer" else b""
+        return hmac.compare_digest(given, self.token)
+
+    async def _read_body(self, request: Request) -> bytes:
+        task = asyncio.current_task()
+        assert task is not None
+        self._uploads.add(task)
         try:
-            raw = await read_body(request, self.config.max_body_bytes)
+            return await read_body(request, self.config.max_body_bytes)
+        finally:
+            self._uploads.discard(task)
+
+    async def _handle(self, request: Request) -> Response:
+        if self.token is not None and not self._authorized(request):
+            return error(
+                401,
+                "unauthorized",
+                "POST /run needs 'Authorization: Bearer <token>' (ATOMIC_AGENT_AUTH_TOKEN)",
+                headers={"WWW-Authenticate": 'Bearer realm="atomic-agent"'},
+            )
+        if not json_media_type(request.headers.get("content-type")):
+            return error(
+                415,
+                "unsupported_media_type",
+                "the body must be JSON: send 'Content-Type: application/json'",
+            )
+        reason = self.not_ready()
+        if reason is not None:
+            return error(503, "not_ready", reason, retry_after=5)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        reading = True
+        body_timeout = 1.0 if self.state.closing else self.body_timeout
+        try:
+            # one timer: the body timeout while the body arrives, then the request deadline,
+            # which counts from the same start, so a slow upload eats into the deadline
+            async with asyncio.timeout(body_timeout) as clock:
+                raw = await self._read_body(request)
+                reading = False
+                clock.reschedule(started + self.deadline)
+                return await self._process(raw)
         except BodyTooLargeError:
             return error(
                 413,
@@ -136,17 +238,44 @@ class RunHandler:
                 f"the body exceeds {self.config.max_body_bytes} bytes (maxBodyBytes)",
             )
         except ClientDisconnect:
-            return error(400, "client_disconnected", "the client went away")
+            return error(CLIENT_GONE, "client_disconnected", "the client went away")
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if not (reading and self.state.closing and task is not None and task.uncancel() == 0):
+                raise
+            return error(
+                503,
+                "draining",
+                "this replica is shutting down and the body had not arrived; retry",
+                retry_after=1,
+            )
+        except TimeoutError:
+            if reading:
+                self.metrics.client_timeout("body")
+                return error(
+                    408,
+                    "client_timeout",
+                    f"the body did not arrive within {body_timeout:g}s",
+                )
+            return error(
+                504,
+                "deadline_exceeded",
+                f"no answer within requestTimeoutSeconds ({self.deadline:g}s)",
+            )
+
+    async def _process(self, raw: bytes) -> Response:
         try:
             payload = json.loads(raw)
         except ValueError as exc:
             return error(400, "invalid_json", f"the body is not JSON: {exc}")
-        problems = schema_errors(self.input_validator, payload)
-        if problems:
-            return error(
-                422, "invalid_input", "the input does not match the input schema", problems
-            )
+        except RecursionError:
+            return error(400, "invalid_json", "the body is nested too deeply to parse")
         try:
+            problems = schema_errors(self.input_validator, payload)
+            if problems:
+                return error(
+                    422, "invalid_input", "the input does not match the input schema", problems
+                )
             data = self.agent.input_model.model_validate(payload, context=SCHEMA_CHECKED)
         except ValidationError as exc:
             details = [
@@ -154,26 +283,21 @@ class RunHandler:
                 for e in exc.errors(include_url=False)
             ]
             return error(422, "invalid_input", "the input does not match the input schema", details)
+        except RecursionError:  # a recursive schema walked down a very deep input
+            return error(400, "invalid_input", "the input is nested too deeply to validate")
         try:
-            async with asyncio.timeout(self.deadline):
-                async with self.admission.slot():
-                    t0 = time.perf_counter()
-                    try:
-                        result = await self.agent.run(data)
-                    finally:
-                        self.admission.observe_service_time(time.perf_counter() - t0)
+            async with self.admission.slot():
+                t0 = time.perf_counter()
+                try:
+                    result = await self.agent.run(data)
+                finally:
+                    self.admission.observe_service_time(time.perf_counter() - t0)
         except OverloadedError as exc:
             return error(
                 429,
                 "overloaded",
                 "this agent is at maxInFlight + queueSize",
                 retry_after=exc.retry_after,
-            )
-        except TimeoutError:
-            return error(
-                504,
-                "deadline_exceeded",
-                f"no answer within requestTimeoutSeconds ({self.deadline:g}s)",
             )
         except LLMCallError as failure:
             return self._failure(failure)
@@ -210,11 +334,25 @@ def replica_of(scope: Scope) -> bytes:
     return f"{POD_NAME}{address}".encode()
 
 
-class RequestIdMiddleware:
-    """Tags the log context and the response with the caller's X-Request-ID (or a new one)."""
+class EdgeMetrics(Protocol):
+    """What the edge counts: an agent's Metrics, or a pipeline runner's."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def count_request(self, status: int) -> None: ...
+    def client_timeout(self, phase: str) -> None: ...
+
+
+class Edge:
+    """The outermost layer: request ids, and one envelope, count and log line per error.
+
+    Handlers that count and log their own answers (``/run``) mark the scope; every other
+    error answer (404, 405, a 500 from any route) is counted and logged here. An exception
+    that escapes everything still becomes the envelope (or, mid-answer, a closed
+    connection), never uvicorn's text/plain 500 with a bare traceback.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: EdgeMetrics) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -230,16 +368,70 @@ class RequestIdMiddleware:
         token = request_id.set(rid)
         header = (b"x-request-id", rid.encode())
         replica = (b"x-atomic-replica", replica_of(scope))
+        status = 0
 
         async def send_with_id(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
+                status = message["status"]
                 message["headers"] = [*message.get("headers", []), header, replica]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            if status == 0:
+                with suppress(Exception):  # the client is gone; the log line below stays
+                    await internal_error()(scope, receive, send_with_id)
+            self.metrics.count_request(status or 500)
+            log.error(
+                "request failed",
+                exc_info=exc,
+                extra={"status": status or 500, "method": scope["method"],
+                       "path": scope["path"][:200]},
+            )  # fmt: skip
+        else:
+            if status >= 400 and not scope.get(LOGGED):
+                self.metrics.count_request(status)
+                log.info(
+                    "refused",
+                    extra={"status": status, "method": scope["method"],
+                           "path": scope["path"][:200]},
+                )  # fmt: skip
         finally:
             request_id.reset(token)
+
+    def refusal(self, status: int, kind: str, message: str) -> bytes:
+        """A whole response for the connection layer (before any request scope exists)."""
+        rid = uuid.uuid4().hex
+        body = json.dumps({"error": {"type": kind, "message": message, "requestId": rid}})
+        head = (
+            f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n"
+            f"content-type: application/json\r\ncontent-length: {len(body)}\r\n"
+            f"x-request-id: {rid}\r\nconnection: close\r\n\r\n"
+        )
+        self.metrics.count_request(status)
+        log.info("refused", extra={"status": status, "type": kind, "request_id": rid})
+        return (head + body).encode()
+
+    def timed_out(self, phase: str) -> None:
+        self.metrics.client_timeout(phase)
+
+
+def internal_error() -> JSONResponse:
+    return error(500, "internal_error", "the runtime failed; see its log")
+
+
+async def http_exception(request: Request, exc: Exception) -> Response:
+    """Starlette's 404 and 405 (and any HTTPException), in the envelope."""
+    assert isinstance(exc, HTTPException)
+    kind = ERROR_TYPES.get(exc.status_code, "http_error")
+    return error(exc.status_code, kind, exc.detail, headers=dict(exc.headers or {}))
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    """Starlette's last-resort handler: the envelope; Edge logs the exception once."""
+    return internal_error()
 
 
 def build_agent(config: AgentConfig, metrics: Metrics) -> Agent:
@@ -255,12 +447,16 @@ def create_app(
     config: AgentConfig,
     state: RuntimeState | None = None,
     metrics: Metrics | None = None,
+    settings: ServerSettings | None = None,
 ) -> Starlette:
     state = state or RuntimeState()
     metrics = metrics or Metrics(config.name)
+    settings = settings or ServerSettings()
     agent = build_agent(config, metrics)
-    handler = RunHandler(config, agent, metrics, state)
-    openapi = build_openapi(config.name, agent.input_schema, agent.output_schema)
+    handler = RunHandler(config, agent, metrics, state, settings)
+    openapi = build_openapi(
+        config.name, agent.input_schema, agent.output_schema, bearer=settings.auth_token is not None
+    )
     schema_doc = {"name": config.name, "input": agent.input_schema, "output": agent.output_schema}
 
     async def healthz(request: Request) -> Response:
@@ -271,6 +467,9 @@ def create_app(
             return PlainTextResponse("draining", status_code=503)
         if not state.ready:
             return PlainTextResponse("starting", status_code=503)
+        reason = handler.not_ready()
+        if reason is not None:
+            return PlainTextResponse(reason, status_code=503)
         return PlainTextResponse("ready")
 
     async def schema(request: Request) -> Response:
@@ -279,14 +478,19 @@ def create_app(
     async def openapi_json(request: Request) -> Response:
         return JSONResponse(openapi)
 
+    def is_ready() -> float:
+        return 1.0 if state.ready and not state.draining and handler.not_ready() is None else 0.0
+
+    # read at scrape time, on either port (the metrics listener is another thread)
+    metrics.ready_g.set_function(is_ready)
+
     async def metrics_text(request: Request) -> Response:
-        metrics.ready_g.set(1 if state.ready and not state.draining else 0)
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         state.ready = True
-        metrics.ready_g.set(1)
+        handler.not_ready()  # a missing context file is warned about at start-up
         log.info(
             "agent ready",
             extra={
@@ -297,7 +501,6 @@ def create_app(
         )
         yield
         state.ready = False
-        metrics.ready_g.set(0)
         close = getattr(getattr(agent, "llm", None), "aclose", None)
         if close is not None:
             await close()
@@ -312,9 +515,10 @@ def create_app(
             Route("/openapi.json", openapi_json, methods=["GET"]),
         ],
         lifespan=lifespan,
+        exception_handlers={HTTPException: http_exception, Exception: server_error},
     )
-    app.add_middleware(RequestIdMiddleware)
     app.state.runtime = state
     app.state.metrics = metrics
     app.state.handler = handler
+    app.state.edge = Edge(app, metrics)
     return app

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from jsonschema import Draft202012Validator, SchemaError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
 DEFAULT_CONFIG_PATH = "/etc/atomic-agent/agent.json"
@@ -94,7 +96,71 @@ class AgentConfig(_Camel):
         names = [p.name for p in self.context_providers]
         if len(names) != len(set(names)):
             raise ValueError("contextProviders names must be unique")
+        for field, schema in (("inputSchema", self.input_schema),
+                              ("outputSchema", self.output_schema)):  # fmt: skip
+            if schema is not None:
+                check_schema(field, schema)
         return self
+
+
+def _pointer(path: Any) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+
+
+def _refs(node: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[str, tuple[Any, ...]]]:
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            yield ref, path
+        for key, value in node.items():
+            if key not in ("const", "enum", "default", "examples"):
+                yield from _refs(value, (*path, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _refs(value, (*path, index))
+
+
+def check_schema(field: str, schema: dict[str, Any]) -> None:
+    """Refuse a schema the runtime could not enforce, before the first request meets it.
+
+    The metaschema check includes ``format: regex`` for ``pattern``; a ``$ref`` must be local
+    (the runtime fetches nothing) and point at a schema inside the document.
+    """
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        raise ValueError(
+            f"{field} is not a valid JSON Schema at {field}{_pointer(exc.path)}: {exc.message}"
+        ) from None
+    for ref, path in _refs(schema):
+        where = f"{field}{_pointer(path)}.$ref"
+        if not ref.startswith("#"):
+            raise ValueError(f"{where}: only local references (#/...) are supported, got {ref!r}")
+        node: Any = schema
+        for part in [p for p in ref[1:].split("/") if p]:
+            part = part.replace("~1", "/").replace("~0", "~")
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+            elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            else:
+                raise ValueError(f"{where}: {ref!r} does not resolve inside {field}")
+        if not isinstance(node, dict | bool):
+            raise ValueError(f"{where}: {ref!r} does not point at a schema")
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for a configuration error: pydantic's report is several lines per error."""
+    if isinstance(exc, ValidationError):
+        parts = []
+        for err in exc.errors(include_url=False):
+            loc = ".".join(str(p) for p in err["loc"])
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            parts.append(f"{loc}: {msg}" if loc else msg)
+        return "; ".join(parts)
+    if isinstance(exc, json.JSONDecodeError):
+        return f"not JSON: {exc}"
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def parse_config(data: dict[str, Any]) -> AgentConfig:

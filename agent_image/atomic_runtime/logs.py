@@ -57,6 +57,13 @@ class JsonFormatter(logging.Formatter):
         return line
 
 
+class _Refusals(logging.Filter):
+    """uvicorn's own line for a malformed request: the runtime logs that refusal itself."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg != "Invalid HTTP request received."
+
+
 def configure_logging(level: str = "INFO", secrets: Iterable[str] = ()) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(secrets))
@@ -72,5 +79,7 @@ def configure_logging(level: str = "INFO", secrets: Iterable[str] = ()) -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         lg = logging.getLogger(name)
         lg.handlers[:] = []
+        lg.filters[:] = []
         lg.propagate = True
+    logging.getLogger("uvicorn.error").addFilter(_Refusals())
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)  # /run logs its own line

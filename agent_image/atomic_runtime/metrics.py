@@ -32,6 +32,7 @@ LATENCY_BUCKETS = (
     120.0,
 )
 LLM_ERROR_REASONS = ("rate_limit", "timeout", "upstream_5xx", "validation")
+CLIENT_TIMEOUT_PHASES = ("headers", "body")
 
 
 class Metrics:
@@ -41,7 +42,17 @@ class Metrics:
         r = self.registry
         lbl = ("agent",)
         self.requests = Counter(
-            "agent_requests", "POST /run requests by HTTP status.", (*lbl, "status"), registry=r
+            "agent_requests",
+            "POST /run answers, and every error answer of the API port, by HTTP status.",
+            (*lbl, "status"),
+            registry=r,
+        )
+        self.client_timeouts = Counter(
+            "agent_client_timeouts",
+            "Connections cut because the client was too slow, by phase: headers (nothing or "
+            "part of a request head within the header timeout) or body.",
+            (*lbl, "phase"),
+            registry=r,
         )
         self.request_duration = Histogram(
             "agent_request_duration_seconds",
@@ -102,6 +113,8 @@ class Metrics:
         self.ready_g = self.ready.labels(agent)
         for reason in LLM_ERROR_REASONS:
             self.llm_errors.labels(agent, reason)  # present at 0 so rate() works from the start
+        for phase in CLIENT_TIMEOUT_PHASES:
+            self.client_timeouts.labels(agent, phase)
         self.validation_retries_c.inc(0)
         self.prompt_tokens_c.inc(0)
         self.completion_tokens_c.inc(0)
@@ -112,6 +125,9 @@ class Metrics:
         if child is None:
             child = self._status[status] = self.requests.labels(self.agent, str(status))
         child.inc()
+
+    def client_timeout(self, phase: str) -> None:
+        self.client_timeouts.labels(self.agent, phase).inc()
 
     def llm_error(self, reason: str) -> None:
         self.llm_errors.labels(self.agent, reason).inc()

@@ -57,7 +57,7 @@ def _relocate(schema: dict[str, Any], prefix: str, out: dict[str, Any]) -> dict[
 
 
 def build_openapi(
-    name: str, input_schema: dict[str, Any], output_schema: dict[str, Any]
+    name: str, input_schema: dict[str, Any], output_schema: dict[str, Any], bearer: bool = False
 ) -> dict[str, Any]:
     components: dict[str, Any] = {"Error": _ERROR}
     components["AgentInput"] = _relocate(input_schema, "AgentInput", components)
@@ -70,6 +70,25 @@ def build_openapi(
         }
 
     plain = {"description": "OK", "content": {"text/plain": {"schema": {"type": "string"}}}}
+    run_errors = {
+        "400": err("The body is not JSON (or nested too deeply)"),
+        "408": err("The body did not arrive within the body timeout"),
+        "413": err("The body exceeds maxBodyBytes"),
+        "415": err("The Content-Type is not JSON"),
+        "422": err("The input does not match the input schema; details name the failing paths"),
+        "429": err("Over maxInFlight + queueSize; honour Retry-After"),
+        "500": err("A runtime failure; the log has the request id"),
+        "502": err("The model provider failed or its output stayed invalid"),
+        "503": err("Draining, not ready (a missing context file), or the provider is "
+                   "rate-limiting (Retry-After)"),
+        "504": err("The request deadline or the model timeout expired"),
+    }  # fmt: skip
+    security: dict[str, Any] = {}
+    schemes: dict[str, Any] = {}
+    if bearer:
+        run_errors["401"] = err("Missing or wrong bearer token")
+        security = {"security": [{"bearer": []}]}
+        schemes = {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}}
     return {
         "openapi": "3.1.0",
         "info": {"title": f"atomic agent {name}", "version": "v1alpha1"},
@@ -95,17 +114,9 @@ def build_openapi(
                                 }
                             },
                         },
-                        "400": err("The body is not JSON"),
-                        "413": err("The body exceeds maxBodyBytes"),
-                        "422": err(
-                            "The input does not match the input schema; details name "
-                            "the failing JSON paths"
-                        ),
-                        "429": err("Over maxInFlight + queueSize; honour Retry-After"),
-                        "502": err("The model provider failed or its output stayed invalid"),
-                        "503": err("Draining, or the provider is rate-limiting (Retry-After)"),
-                        "504": err("The request deadline or the model timeout expired"),
+                        **dict(sorted(run_errors.items())),
                     },
+                    **security,
                 }
             },
             "/schema": {
@@ -120,5 +131,5 @@ def build_openapi(
             },
             "/metrics": {"get": {"operationId": "metrics", "responses": {"200": plain}}},
         },
-        "components": {"schemas": components},
+        "components": {"schemas": components, **schemes},
     }

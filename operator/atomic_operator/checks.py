@@ -8,7 +8,7 @@ from jsonschema import Draft202012Validator, SchemaError
 
 from atomic_operator.api import AtomicAgent
 from atomic_operator.api.common import JSONSchemaObject
-from atomic_operator.problems import SpecProblem
+from atomic_operator.problems import SpecProblem, field_path
 from atomic_operator.render.config import config_bytes
 
 INSTRUCTOR_MODES: dict[str, frozenset[str]] = {
@@ -38,7 +38,7 @@ def check_schema(schema: JSONSchemaObject | None, field: str) -> list[SpecProble
     try:
         Draft202012Validator.check_schema(document)
     except SchemaError as err:
-        where = ".".join([field, *(str(p) for p in err.absolute_path)])
+        where = field_path([field, *err.absolute_path])
         return [SpecProblem(where, "InvalidSchema", f"not valid JSON Schema: {err.message}")]
     return []
 

@@ -30,3 +30,23 @@ def edited_by_others(obj: Mapping[str, Any], field_manager: str = FIELD_MANAGER)
         and not e.get("subresource")
         and e.get("time", "") >= last_apply
         for e in entries)
+
+
+def diverged(rendered: Any, live: Any) -> bool:
+    """True when the live object no longer holds what was rendered.
+
+    Every rendered field must be in the live object with the same value; fields the API
+    server adds (defaults, clusterIP, status) do not count. Lists must match entry for
+    entry, so an entry someone else added, or re-keyed (a Service port renumbered, an env
+    variable renamed), counts: server-side apply keeps such an entry beside ours. Scalars
+    compare as text, so a quantity written 1 matches the stored "1".
+    """
+    if isinstance(rendered, Mapping):
+        return not isinstance(live, Mapping) or any(
+            key not in live or diverged(value, live[key]) for key, value in rendered.items())
+    if isinstance(rendered, list):
+        return (not isinstance(live, list) or len(live) != len(rendered)
+                or any(diverged(a, b) for a, b in zip(rendered, live, strict=True)))
+    if isinstance(rendered, bool) or isinstance(live, bool):
+        return rendered is not live
+    return rendered != live and str(rendered) != str(live)

@@ -31,11 +31,20 @@ def summarize(problems: Iterable[SpecProblem]) -> tuple[str, str]:
     return listed[0].reason, "; ".join(str(p) for p in listed)
 
 
+def field_path(parts: Iterable[str | int]) -> str:
+    """A field path written the one way every message uses, the API server's own:
+    `spec.steps[1].input.text`, list indexes in brackets."""
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
 def from_validation_error(err: ValidationError, root: str = "") -> list[SpecProblem]:
     """pydantic errors as problems, with the wire (camelCase) path of each field."""
     out = []
     for error in err.errors():
-        path = ".".join(str(p) for p in error["loc"])
+        path = field_path(error["loc"])
         field = f"{root}.{path}" if root and path else (path or root)
         out.append(SpecProblem(field=field, reason="InvalidSpec", message=error["msg"]))
     return out

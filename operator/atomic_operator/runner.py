@@ -17,7 +17,7 @@ from typing import Any
 
 import kopf
 
-from atomic_operator.k8s import ApiError, KubeClient
+from atomic_operator.k8s import ApiError, KubeClient, gone_with_namespace
 from atomic_operator.k8s.kinds import PIPELINE
 from atomic_operator.metrics import (
     CHILDREN_APPLIED,
@@ -39,6 +39,7 @@ from atomic_operator.replicas import ExternalAutoscaler
 from atomic_operator.settings import OperatorSettings
 
 Key = tuple[str, str]
+MAX_RETRY_DELAY = 300
 
 
 def kopf_event(body: Mapping[str, Any], event: Event) -> None:
@@ -55,6 +56,8 @@ class AgentReconciler:
     settings: OperatorSettings
     writer: StatusWriter
     _locks: dict[Key, asyncio.Lock] = field(default_factory=dict)
+    _failures: dict[Key, int] = field(default_factory=dict)
+    _other_locks: dict[tuple[str, str, str], asyncio.Lock] = field(default_factory=dict)
 
     @classmethod
     def create(cls, client: KubeClient, settings: OperatorSettings) -> AgentReconciler:
@@ -63,10 +66,26 @@ class AgentReconciler:
     def _lock(self, key: Key) -> asyncio.Lock:
         return self._locks.setdefault(key, asyncio.Lock())
 
+    def lock(self, body: Mapping[str, Any]) -> asyncio.Lock:
+        """The lock of any other object the operator writes status for (a pipeline)."""
+        meta = body["metadata"]
+        return self._other_locks.setdefault(
+            (str(body.get("kind")), meta["namespace"], meta["name"]), asyncio.Lock())
+
+    def forget_lock(self, body: Mapping[str, Any]) -> None:
+        meta = body["metadata"]
+        self._other_locks.pop((str(body.get("kind")), meta["namespace"], meta["name"]), None)
+
     def forget(self, body: Mapping[str, Any]) -> None:
         meta = body["metadata"]
         self.writer.forget(body)
         self._locks.pop((meta["namespace"], meta["name"]), None)
+        self._failures.pop((meta["namespace"], meta["name"]), None)
+
+    def _backoff(self, key: Key) -> float:
+        """2 s after the first failure, doubling to at most 5 minutes."""
+        failures = self._failures[key] = self._failures.get(key, 0) + 1
+        return float(min(2 ** failures, MAX_RETRY_DELAY))
 
     def _env(self, secrets: ObjectIndex, config_maps: ObjectIndex,
              existing_optional: frozenset[str], external: tuple[ExternalAutoscaler, ...],
@@ -101,12 +120,19 @@ class AgentReconciler:
             try:
                 outcome = await work()
             except ApiError as err:
+                if gone_with_namespace(err):
+                    # The namespace is being deleted: its objects go, nothing to retry.
+                    logger.debug("namespace going (%s): %s", trigger, err)
+                    return AgentOutcome(result="gone")
                 RECONCILES.labels("AtomicAgent", trigger, "error").inc()
                 ERRORS.labels("AtomicAgent", err.reason or str(err.status)).inc()
-                # Conflicts and server hiccups pass; kopf retries with backoff.
-                raise kopf.TemporaryError(f"API error: {err}", delay=2) from err
+                # Conflicts and server hiccups pass; kopf retries, backing off while the
+                # same agent keeps failing so a lasting fault is no retry storm.
+                raise kopf.TemporaryError(f"API error: {err}", delay=self._backoff(key)) \
+                    from err
             finally:
                 RECONCILE_SECONDS.labels("AtomicAgent").observe(time.perf_counter() - started)
+            self._failures.pop(key, None)
         self._report(trigger, outcome, logger)
         return outcome
 
@@ -114,21 +140,27 @@ class AgentReconciler:
                        work: Callable[[PipelineEnv], Awaitable[PipelineResult]], *,
                        agents: Mapping[str, Mapping[str, Any]],
                        external: tuple[ExternalAutoscaler, ...] = (),
-                       logger: logging.Logger | Any) -> PipelineResult:
-        """Run one pipeline reconcile (or follow) at a time per pipeline, counted."""
+                       logger: logging.Logger | Any) -> PipelineResult | None:
+        """Run one pipeline reconcile (or follow) at a time per pipeline, counted; None
+        when its namespace is being deleted."""
         meta = body["metadata"]
         key = (meta["namespace"], f"{PIPELINE}/{meta['name']}")
         env = PipelineEnv(self.client, self.settings, self.writer, agents, external)
         started = time.perf_counter()
-        async with self._lock(key):
+        async with self.lock(body):
             try:
                 result = await work(env)
             except ApiError as err:
+                if gone_with_namespace(err):
+                    logger.debug("namespace going (%s): %s", trigger, err)
+                    return None
                 RECONCILES.labels(PIPELINE, trigger, "error").inc()
                 ERRORS.labels(PIPELINE, err.reason or str(err.status)).inc()
-                raise kopf.TemporaryError(f"API error: {err}", delay=2) from err
+                raise kopf.TemporaryError(f"API error: {err}", delay=self._backoff(key)) \
+                    from err
             finally:
                 RECONCILE_SECONDS.labels(PIPELINE).observe(time.perf_counter() - started)
+            self._failures.pop(key, None)
         if result.result != "followed":
             RECONCILES.labels(PIPELINE, trigger, result.result).inc()
         for kind in result.applied:

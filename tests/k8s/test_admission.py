@@ -1,17 +1,24 @@
 """Invalid manifests are rejected at apply, and the error names the offending field.
 
 Each case is an example with a JSON merge patch; the expected text is what a user must see
-to know which field to fix.
+to know which field to fix. CASES are refused by the CRD itself (schema and CEL);
+WEBHOOK_CASES need code and are refused by the operator's validating webhook, served
+here on 127.0.0.1 by a real operator process and called by the real API server.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.support.kube import Kube
-from tests.support.manifests import variant
+from atomic_devcluster import ControlPlane
+from atomic_devcluster.cluster import free_port
+from atomic_devcluster.operator_process import OperatorProcess, running_operator
+from tests.support.kube import Kube, eventually
+from tests.support.manifests import example, variant
 
 AGENT = "task-processor"
 PIPELINE = "analysis-to-tasks"
@@ -101,11 +108,94 @@ CASES: list[tuple[str, str, dict[str, Any], tuple[str, ...]]] = [
     ("step-without-agent", PIPELINE, {"spec": {"steps": [{"name": "a"}],
                                                "output": {"from": "steps.a.output"}}},
      ("spec.steps[0].agentRef", "Required value")),
+    # Quantities and every other field that reaches a child (#13, item 12).
+    ("cpu-not-a-quantity", AGENT, {"spec": {"resources": {"requests": {"cpu": "lots"}}}},
+     ("spec.resources.requests.cpu", "should match")),
+    ("memory-with-a-space", AGENT, {"spec": {"resources": {"limits": {"memory": "512 Mi"}}}},
+     ("spec.resources.limits.memory", "should match")),
+    ("negative-memory", AGENT, {"spec": {"resources": {"limits": {"memory": "-1Gi"}}}},
+     ("spec.resources.limits.memory", "should match")),
+    ("negative-integer-cpu", AGENT, {"spec": {"resources": {"requests": {"cpu": -1}}}},
+     ("spec.resources.requests", "must not be negative")),
+    ("request-above-limit", AGENT, {"spec": {"resources": {
+        "requests": {"memory": "1Gi"}, "limits": {"memory": "256Mi"}}}},
+     ("spec.resources.requests", "less than or equal to its limit")),
+    ("unknown-resource-name", AGENT, {"spec": {"resources": {"requests": {"cpus": "1"}}}},
+     ("spec.resources.requests", "resource names are")),
+    ("secret-name-not-dns", AGENT,
+     {"spec": {"model": {"apiKeySecretRef": {"name": "OpenAI_Credentials"}}}},
+     ("spec.model.apiKeySecretRef.name", "should match")),
+    ("secret-key-with-space", AGENT,
+     {"spec": {"model": {"apiKeySecretRef": {"key": "api key"}}}},
+     ("spec.model.apiKeySecretRef.key", "should match")),
+    ("base-url-without-host", AGENT,
+     {"spec": {"model": {"provider": "ollama", "apiKeySecretRef": None,
+                         "baseURL": "http://:11434/v1"}}},
+     ("spec.model.baseURL", "with a host")),
+    ("empty-model-name", AGENT, {"spec": {"model": {"name": ""}}},
+     ("spec.model.name",)),
+    ("negative-max-tokens", AGENT, {"spec": {"model": {"maxTokens": -5}}},
+     ("spec.model.maxTokens", "greater than or equal to 1")),
+    ("negative-queue", AGENT, {"spec": {"concurrency": {"queueSize": -1}}},
+     ("spec.concurrency.queueSize",)),
+    ("empty-prompt-step", AGENT, {"spec": {"systemPrompt": {"steps": ["Read it", ""]}}},
+     ("spec.systemPrompt.steps[1]",)),
+    ("empty-context-text", AGENT, {"spec": {"contextProviders": [
+        {"name": "a", "title": "A", "text": ""}]}},
+     ("spec.contextProviders[0].text",)),
+    ("context-config-map-bad-name", AGENT, {"spec": {"contextProviders": [
+        {"name": "a", "title": "A", "configMapKeyRef": {"name": "My Glossary", "key": "k"}}]}},
+     ("spec.contextProviders[0].configMapKeyRef.name", "should match")),
+    ("env-name-with-space", AGENT, {"spec": {"pod": {"env": [{"name": "MY VAR", "value": "x"}]}}},
+     ("spec.pod.env[0].name", "should match")),
+    ("env-value-and-value-from", AGENT, {"spec": {"pod": {"env": [
+        {"name": "X", "value": "x", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]}}},
+     ("spec.pod.env[0].valueFrom", "not both")),
+    ("env-value-from-two-sources", AGENT, {"spec": {"pod": {"env": [
+        {"name": "X", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"},
+                                    "secretKeyRef": {"name": "s", "key": "k"}}}]}}},
+     ("spec.pod.env[0].valueFrom", "exactly one of")),
+    ("duplicate-env", AGENT, {"spec": {"pod": {"env": [
+        {"name": "X", "value": "1"}, {"name": "X", "value": "2"}]}}},
+     ("spec.pod.env[1]", "Duplicate value")),
+    ("node-selector-bad-key", AGENT, {"spec": {"pod": {"nodeSelector": {"disk type": "ssd"}}}},
+     ("spec.pod.nodeSelector", "label keys")),
+    ("node-selector-bad-value", AGENT, {"spec": {"pod": {"nodeSelector": {"disk": "fast ssd"}}}},
+     ("spec.pod.nodeSelector.disk", "should match")),
+    ("toleration-bad-operator", AGENT, {"spec": {"pod": {"tolerations": [
+        {"key": "a", "operator": "Sometimes"}]}}},
+     ("spec.pod.tolerations[0].operator", "Unsupported value")),
+    ("toleration-bad-effect", AGENT, {"spec": {"pod": {"tolerations": [
+        {"key": "a", "operator": "Exists", "effect": "NoScheduling"}]}}},
+     ("spec.pod.tolerations[0].effect", "Unsupported value")),
+    ("toleration-exists-with-value", AGENT, {"spec": {"pod": {"tolerations": [
+        {"key": "a", "operator": "Exists", "value": "b"}]}}},
+     ("spec.pod.tolerations[0].value", "must be empty")),
+    ("toleration-seconds-without-no-execute", AGENT, {"spec": {"pod": {"tolerations": [
+        {"key": "a", "operator": "Exists", "effect": "NoSchedule", "tolerationSeconds": 5}]}}},
+     ("spec.pod.tolerations[0].tolerationSeconds", "NoExecute")),
+    ("service-account-bad-name", AGENT, {"spec": {"pod": {"serviceAccountName": "My Agent"}}},
+     ("spec.pod.serviceAccountName", "should match")),
+    ("image-with-space", AGENT, {"spec": {"image": "my image:1.0"}},
+     ("spec.image", "should match")),
+    ("image-upper-case", AGENT, {"spec": {"image": "Atomic/Runtime:1.0"}},
+     ("spec.image", "should match")),
+    ("unknown-field", AGENT, {"spec": {"replica": 2}},
+     ('unknown field "spec.replica"',)),
+    ("agent-ref-bad-name", PIPELINE, {"spec": {"steps": [
+        {"name": "a", "agentRef": {"name": "Task_Processor"}}],
+        "output": {"from": "steps.a.output"}}},
+     ("spec.steps[0].agentRef.name", "should match")),
+    ("runner-negative-replicas", PIPELINE, {"spec": {"runner": {"replicas": -1}}},
+     ("spec.runner.replicas",)),
+    ("runner-cpu-not-a-quantity", PIPELINE,
+     {"spec": {"runner": {"resources": {"limits": {"cpu": "two"}}}}},
+     ("spec.runner.resources.limits.cpu", "should match")),
 ]
 
 
 def test_enough_cases() -> None:
-    assert len(CASES) >= 15
+    assert len(CASES) >= 60
 
 
 @pytest.mark.parametrize(("base", "patch", "expected"),
@@ -119,3 +209,137 @@ def test_invalid_manifest_is_rejected_naming_the_field(
     # Nothing was stored.
     kind = "atomicagent" if base == AGENT else "atomicpipeline"
     assert kube.run("get", kind, "-o", "name") == ""
+
+
+WEBHOOK_CASES: list[tuple[str, str, dict[str, Any], tuple[str, ...]]] = [
+    ("output-schema-not-json-schema", AGENT, {"spec": {"outputSchema": {"properties": {
+        "confidence": {"type": "probability"}}}}},
+     ("spec.outputSchema.properties.confidence.type", "not valid JSON Schema")),
+    ("input-schema-negative-min-length", AGENT, {"spec": {"inputSchema": {"properties": {
+        "description": {"type": "string", "minLength": -1}}}}},
+     ("spec.inputSchema.properties.description.minLength", "not valid JSON Schema")),
+    ("input-schema-bad-regex", AGENT, {"spec": {"inputSchema": {"properties": {
+        "description": {"type": "string", "pattern": "([a-z"}}}}},
+     ("spec.inputSchema.properties.description.pattern", "not valid JSON Schema")),
+    ("mode-for-other-provider", AGENT, {"spec": {"model": {"mode": "anthropic_tools"}}},
+     ("spec.model.mode", "does not work with provider openai")),
+    ("pull-never-without-image", AGENT, {"spec": {"imagePullPolicy": "Never"}},
+     ("spec.imagePullPolicy", "Never needs spec.image")),
+    ("affinity-the-api-server-refuses", AGENT, {"spec": {"pod": {"affinity": {"nodeAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "disk", "operator": "Sometimes"}]}]}}}}}},
+     ("spec.template.spec.affinity.nodeAffinity", '"Sometimes"')),
+    ("binding-value-and-from", PIPELINE, {"spec": {"steps": [
+        {"name": "analyze", "agentRef": {"name": "content-analyzer"},
+         "input": {"content": {"from": "input.content", "value": "x"}}}],
+        "output": {"from": "steps.analyze.output"}}},
+     ("spec.steps[0].input.content", "exactly one of from, template or value")),
+    ("binding-without-source", PIPELINE, {"spec": {"steps": [
+        {"name": "analyze", "agentRef": {"name": "content-analyzer"},
+         "input": {"content": {}}}],
+        "output": {"from": "steps.analyze.output"}}},
+     ("spec.steps[0].input.content", "exactly one of from, template or value")),
+    ("for-each-unknown-step", PIPELINE, {"spec": {"steps": [
+        {"name": "analyze", "agentRef": {"name": "content-analyzer"},
+         "input": {"content": {"from": "input.content"}}},
+        {"name": "make-tasks", "agentRef": {"name": "task-processor"},
+         "forEach": "steps.analyse.output.recommendations",
+         "input": {"description": {"from": "item"}}}]}},
+     ("spec.steps[1].forEach", "no step named analyse")),
+    ("from-unknown-step", PIPELINE, {"spec": {"steps": [
+        {"name": "analyze", "agentRef": {"name": "content-analyzer"},
+         "input": {"content": {"from": "steps.nope.output.text"}}}],
+        "output": {"from": "steps.analyze.output"}}},
+     ("spec.steps[0].input.content.from", "no step named nope")),
+    ("template-unknown-step", PIPELINE, {"spec": {"steps": [
+        {"name": "analyze", "agentRef": {"name": "content-analyzer"},
+         "input": {"content": {"template": "Read ${steps.nope.output.text}"}}}],
+        "output": {"from": "steps.analyze.output"}}},
+     ("spec.steps[0].input.content.template", "no step named nope")),
+    ("template-not-a-reference", PIPELINE, {"spec": {"steps": [
+        {"name": "analyze", "agentRef": {"name": "content-analyzer"},
+         "input": {"content": {"template": "Read ${content}"}}}],
+        "output": {"from": "steps.analyze.output"}}},
+     ("spec.steps[0].input.content.template", "'content' is not a reference")),
+    ("input-field-not-in-input-schema", PIPELINE, {"spec": {"steps": [
+        {"name": "analyze", "agentRef": {"name": "content-analyzer"},
+         "input": {"content": {"from": "input.text"}}}],
+        "output": {"from": "steps.analyze.output"}}},
+     ("spec.steps[0].input.content.from", "the pipeline input has no field 'text'")),
+    ("item-outside-for-each", PIPELINE, {"spec": {"steps": [
+        {"name": "analyze", "agentRef": {"name": "content-analyzer"},
+         "input": {"content": {"from": "item.text"}}}],
+        "output": {"from": "steps.analyze.output"}}},
+     ("spec.steps[0].input.content.from", "item is only defined in a step with forEach")),
+    ("dependency-cycle", PIPELINE, {"spec": {"steps": [
+        {"name": "a", "agentRef": {"name": "x"}, "input": {"t": {"from": "steps.b.output.t"}}},
+        {"name": "b", "agentRef": {"name": "y"}, "input": {"t": {"from": "steps.a.output.t"}}}],
+        "output": {"from": "steps.b.output"}}},
+     ("spec.steps", "depend on each other in a cycle")),
+    ("pipeline-input-schema-not-json-schema", PIPELINE, {"spec": {"inputSchema": {
+        "properties": {"content": {"type": "text"}}}}},
+     ("spec.inputSchema.properties.content.type", "not valid JSON Schema")),
+]
+
+WEBHOOK_CONFIGURATION = "atomic-operator-test.atomicagents.io"
+WEBHOOK_PROBE = variant(AGENT, {"metadata": {"name": "webhook-probe"},
+                                "spec": {"model": {"mode": "anthropic_tools"}}})
+
+
+@pytest.fixture(scope="module")
+def webhook(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
+            ) -> Iterator[OperatorProcess]:
+    """An operator serving only the webhook (it watches a namespace nothing uses), with a
+    self-signed certificate and a URL client config, as in any cluster without Services
+    for the API server to call."""
+    env = {"ATOMIC_OPERATOR_WEBHOOK_ENABLED": "true",
+           "ATOMIC_OPERATOR_WEBHOOK_LISTEN": "127.0.0.1",
+           "ATOMIC_OPERATOR_WEBHOOK_HOST": "127.0.0.1",
+           "ATOMIC_OPERATOR_WEBHOOK_PORT": str(free_port()),
+           "ATOMIC_OPERATOR_WEBHOOK_CONFIGURATION": WEBHOOK_CONFIGURATION}
+    log = tmp_path_factory.mktemp("webhook") / "operator.log"
+    with running_operator(control_plane.kubeconfig, log, "--namespace=webhook-idle",
+                          env=env) as proc:
+        def refused() -> bool:
+            out = control_plane.kubectl("apply", "--dry-run=server", "-n", "default", "-f",
+                                        "-", input_text=json.dumps(WEBHOOK_PROBE), check=False)
+            return "denied the request" in out.stderr
+        eventually(refused, timeout=30, what="the webhook registered and answering")
+        yield proc
+    try:
+        assert "Traceback" not in proc.logs(), proc.logs()[-5000:]
+        # A refused manifest is the user's mistake, not an error of the operator.
+        errors = [line for line in proc.logs().splitlines() if '"severity": "error"' in line]
+        assert errors == [], errors[:3]
+    finally:
+        control_plane.kubectl("delete", "validatingwebhookconfiguration",
+                              WEBHOOK_CONFIGURATION, "--ignore-not-found", check=False)
+
+
+def test_enough_webhook_cases() -> None:
+    assert len(WEBHOOK_CASES) >= 12
+
+
+@pytest.mark.parametrize(("base", "patch", "expected"),
+                         [c[1:] for c in WEBHOOK_CASES], ids=[c[0] for c in WEBHOOK_CASES])
+def test_webhook_refuses_naming_the_field(
+        kube: Kube, webhook: OperatorProcess, base: str, patch: dict[str, Any],
+        expected: tuple[str, ...]) -> None:
+    code, out = kube.apply(variant(base, patch), "--dry-run=server", check=False)
+    assert code != 0, f"accepted: {out}"
+    assert "denied the request" in out, out
+    for text in expected:
+        assert text in out, f"{text!r} not in: {out}"
+    kind = "atomicagent" if base == AGENT else "atomicpipeline"
+    assert kube.run("get", kind, "-o", "name") == ""
+
+
+@pytest.mark.parametrize("name", ["task-processor", "content-analyzer", "analysis-to-tasks"])
+def test_webhook_admits_the_examples(kube: Kube, webhook: OperatorProcess, name: str) -> None:
+    """Cross-object checks stay in status: a pipeline naming agents that do not exist yet,
+    an agent whose Secret is missing, both pass, so a GitOps sync in any order works."""
+    code, out = kube.apply(example(name), check=False)
+    assert code == 0, out
+    # A later edit of the stored object goes through the webhook too.
+    code, out = kube.apply(variant(name, {"metadata": {"labels": {"team": "a"}}}), check=False)
+    assert code == 0, out

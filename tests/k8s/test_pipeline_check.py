@@ -3,6 +3,8 @@ re-run when the agents it names appear or change."""
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any
 
 import pytest
@@ -82,3 +84,44 @@ def test_agents_arriving_or_changing_re_check_the_pipeline(ns: Kube) -> None:
                                         "False"), what="False after the agent changed")
     cond = next(c for c in body["status"]["conditions"] if c["type"] == "SchemasCompatible")
     assert "spec.steps[1].input.description.from" in cond["message"]
+
+
+def _warnings(ns: Kube, pipeline: str) -> list[dict[str, Any]]:
+    events = json.loads(ns.run("get", "events", "--field-selector",
+                               f"involvedObject.name={pipeline},type=Warning", "-o", "json"))
+    return list(events["items"])
+
+
+@pytest.mark.parametrize(("patch", "field"), [
+    ({"spec": {"steps": [
+        {"name": "analyze", "agentRef": {"name": "content-analyzer"},
+         "input": {"content": {"from": "input.content"}, "analysis_type": {"value": "x"}}},
+        {"name": "make-tasks", "agentRef": {"name": "task-processor"},
+         "forEach": "steps.analyse.output.recommendations",
+         "input": {"description": {"from": "item"}}}]}}, "spec.steps[1].forEach"),
+    ({"spec": {"steps": [
+        {"name": "analyze", "agentRef": {"name": "content-analyzer"},
+         "input": {"content": {"from": "input.content", "value": "x"}}}],
+        "output": {"from": "steps.analyze.output"}}}, "spec.steps[0].input.content"),
+])
+def test_a_reference_error_is_one_warning_naming_the_field(
+        ns: Kube, patch: dict[str, Any], field: str) -> None:
+    """With the webhook off, what it would refuse is in status; and the agents arriving
+    afterwards re-check the pipeline without repeating the same Warning."""
+    # All at once, as a GitOps sync does: the agents' events race the pipeline's creation.
+    ns.apply({"apiVersion": "v1", "kind": "List", "items": [
+        variant("analysis-to-tasks", patch), example("content-analyzer"),
+        example("task-processor")]})
+
+    def reported() -> dict[str, Any] | None:
+        body = ns.get("atomicpipeline", "analysis-to-tasks")
+        for cond in (body.get("status") or {}).get("conditions") or []:
+            if cond["status"] != "True" and field in cond["message"]:
+                return body
+        return None
+
+    eventually(reported, what=f"{field} in a condition")
+    time.sleep(3)  # the agents' events re-check the pipeline meanwhile
+    warnings = _warnings(ns, "analysis-to-tasks")
+    assert len(warnings) == 1 and warnings[0].get("count", 1) == 1, warnings
+    assert warnings[0]["message"].startswith(field), warnings

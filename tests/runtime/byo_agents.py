@@ -98,3 +98,14 @@ class MinimalAgent:
 
 def make_minimal_agent() -> MinimalAgent:
     return MinimalAgent()
+
+
+class BuggyAgent(MinimalAgent):
+    """A user's agent with a bug: it returns a plain dict instead of its output schema."""
+
+    async def run_async(self, data: MinimalIn) -> Any:
+        return {"answer": "not a model"}
+
+
+def make_buggy_agent() -> BuggyAgent:
+    return BuggyAgent()

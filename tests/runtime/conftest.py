@@ -131,9 +131,6 @@ class Fake:
 class Runtime:
     """``python -m atomic_runtime`` on free loopback ports, its output captured to a file."""
 
-    ready_path = "/readyz"
-    """What start() waits for; /healthz for a process that is not meant to become ready."""
-
     def __init__(
         self, config: dict[str, Any], workdir: Path, env: dict[str, str] | None = None
     ) -> None:
@@ -159,7 +156,8 @@ class Runtime:
         }
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 20) -> Runtime:
+    def start(self, timeout: float = 45, ready: bool = True) -> Runtime:
+        """Start and wait for /readyz (or only /healthz with ``ready=False``)."""
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "atomic_runtime"],
@@ -173,7 +171,8 @@ class Runtime:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"runtime exited with {self.proc.returncode}:\n{self.logs()}")
             try:
-                if httpx.get(f"{self.url}{self.ready_path}", timeout=1).status_code == 200:
+                probe = "readyz" if ready else "healthz"
+                if httpx.get(f"{self.url}/{probe}", timeout=1).status_code == 200:
                     return self
             except httpx.TransportError:
                 pass
@@ -203,6 +202,17 @@ class Runtime:
 
     def metrics(self) -> str:
         return httpx.get(f"{self.metrics_url}/metrics", timeout=5).text
+
+    def log_records(self) -> list[dict[str, Any]]:
+        """Every log line as its JSON object (each line is one; anything else fails)."""
+        return [json.loads(line) for line in self.logs().splitlines() if line.strip()]
+
+    def rss_mb(self) -> float:
+        assert self.proc is not None
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        raise AssertionError("no VmRSS")
 
 
 def metric_value(text: str, name: str, **labels: str) -> float:
@@ -258,10 +268,12 @@ def spawn(tmp_path: Path) -> Iterator[Any]:
     """Start extra runtimes with their own config; all are stopped after the test."""
     started: list[Runtime] = []
 
-    def start(config: dict[str, Any], env: dict[str, str] | None = None) -> Runtime:
-        rt = Runtime(config, tmp_path / f"rt{len(started)}", env).start()
+    def start(
+        config: dict[str, Any], env: dict[str, str] | None = None, ready: bool = True
+    ) -> Runtime:
+        rt = Runtime(config, tmp_path / f"rt{len(started)}", env)
         started.append(rt)
-        return rt
+        return rt.start(ready=ready)
 
     yield start
     for rt in started:

@@ -69,4 +69,5 @@ class Runner(Runtime):
 class UnreadyRunner(Runner):
     """A runner expected to stay unready (an agent down, an incompatible pipeline)."""
 
-    ready_path = "/healthz"
+    def start(self, timeout: float = 45, ready: bool = False) -> Runtime:
+        return super().start(timeout, ready=False)

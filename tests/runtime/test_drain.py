@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from .conftest import VALID_INPUT, Fake, make_config
+from .rawhttp import connect, parse, read_until_closed
 
 
 def wait_for_upstream_in_flight(fake: Fake, n: int) -> None:
@@ -53,3 +54,28 @@ def test_second_signal_forces_exit(fake: Fake, spawn: Any) -> None:
     assert httpx.get(f"{rt.url}/readyz").status_code == 503
     rt.sigterm()
     assert rt.wait(10) == 0
+
+
+def test_sigterm_with_a_stalled_upload_exits_within_the_drain_delay(
+    fake: Fake, spawn: Any
+) -> None:
+    """The upload is answered 503 when the listener closes; no 500, no traceback, exit 0."""
+    rt = spawn(make_config(fake.base_url, requestTimeoutSeconds=30),
+               env={"ATOMIC_AGENT_DRAIN_DELAY_SECONDS": "0.5"})  # fmt: skip
+    with connect(rt.port, timeout=20) as sock:
+        sock.sendall(b"POST /run HTTP/1.1\r\nHost: t\r\nX-Request-ID: stalled\r\n"
+                     b'Content-Length: 3000\r\n\r\n{"request": "')  # fmt: skip
+        time.sleep(0.3)  # the app is now waiting for the rest of the body
+        t0 = time.monotonic()
+        rt.sigterm()
+        raw, _ = read_until_closed(sock)
+        code = rt.wait(10)
+        took = time.monotonic() - t0
+    assert code == 0
+    assert took <= 0.5 + 1.0, took
+    response = parse(raw)
+    assert response.status == 503
+    assert response.json()["error"]["type"] == "draining"
+    assert response.json()["error"]["requestId"] == "stalled"
+    logs = rt.logs()
+    assert "Traceback" not in logs and '"status": 500' not in logs

@@ -22,9 +22,10 @@ class Kube:
                                check=check)
         return proc.stdout if proc.returncode == 0 else proc.stderr
 
-    def apply(self, manifest: dict[str, Any] | str, *, check: bool = True) -> tuple[int, str]:
+    def apply(self, manifest: dict[str, Any] | str, *flags: str, check: bool = True
+              ) -> tuple[int, str]:
         text = manifest if isinstance(manifest, str) else json.dumps(manifest)
-        proc = self.cp.kubectl(f"--namespace={self.namespace}", "apply", "-f", "-",
+        proc = self.cp.kubectl(f"--namespace={self.namespace}", "apply", *flags, "-f", "-",
                                input_text=text, check=check)
         return proc.returncode, proc.stdout + proc.stderr
 

@@ -24,14 +24,17 @@ SECRETS = {(NS, "openai-credentials"): key_digests({"api-key": "c2stMQ=="})}
 AGENT = resource_path("atomicagents.io/v1alpha1", "AtomicAgent", NS, "task-processor")
 DEPLOYMENT = resource_path("apps/v1", "Deployment", NS, "task-processor")
 HPA = resource_path("autoscaling/v2", "HorizontalPodAutoscaler", NS, "task-processor")
-BAD_TOLERATION = {"spec": {"pod": {"tolerations": [{"key": "a", "operator": "Sometimes"}]}}}
+BAD_AFFINITY = {"spec": {"pod": {"affinity": {"nodeAffinity": {
+    "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": "a", "operator": "Sometimes"}]}]}}}}}}
+"""Affinity passes through untyped: only the API server can refuse it."""
 
 
 class World:
     """An API double with one agent in it, and the environment a reconcile runs in."""
 
     def __init__(self, patch: dict[str, Any] | None = None) -> None:
-        self.api = MemoryApi(refuse=_refuse_bad_tolerations)
+        self.api = MemoryApi(refuse=_refuse_bad_affinity)
         self.events: list[Event] = []
         self.writer = StatusWriter(self.api, self._emit)
         doc = variant("task-processor", patch or {"spec": {"autoscaling": {"mode": "none"}}})
@@ -65,11 +68,10 @@ class World:
         return [c.body["kind"] for c in self.api.writes("apply")]
 
 
-def _refuse_bad_tolerations(obj: dict[str, Any]) -> str | None:
-    tolerations = (obj.get("spec", {}).get("template", {}).get("spec", {})
-                   .get("tolerations") or [])
-    if any(t.get("operator") not in ("Exists", "Equal") for t in tolerations):
-        return "spec.template.spec.tolerations[0].operator: Unsupported value"
+def _refuse_bad_affinity(obj: dict[str, Any]) -> str | None:
+    affinity = obj.get("spec", {}).get("template", {}).get("spec", {}).get("affinity") or {}
+    if "Sometimes" in str(affinity):
+        return "spec.template.spec.affinity: Unsupported value: \"Sometimes\""
     return None
 
 
@@ -100,7 +102,7 @@ async def test_refused_update_touches_nothing_and_reports_once() -> None:
     world = World()
     await world.reconcile()
     before = {p: o for p, o in world.api.objects.items() if p != AGENT}
-    world.api.update(AGENT, BAD_TOLERATION)
+    world.api.update(AGENT, BAD_AFFINITY)
     outcome = await world.reconcile()
     assert outcome.result == "invalid"
     # Only the dry run reached the API server; the running children are as they were.

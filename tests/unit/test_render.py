@@ -76,10 +76,10 @@ def test_user_text_cannot_inject_yaml() -> None:
     evil = "x\nkind: Secret\n  injected: true"
     rendered = _render(variant("task-processor", {"metadata": {"name": "evil"}, "spec": {
         "systemPrompt": {"background": [evil]},
-        "pod": {"nodeSelector": {"k": "v\nhostNetwork: true"}}}}))
+        "pod": {"env": [{"name": "K", "value": "v\nhostNetwork: true"}]}}}))
     pod = rendered.deployment["spec"]["template"]["spec"]
     assert "hostNetwork" not in pod
-    assert pod["nodeSelector"] == {"k": "v\nhostNetwork: true"}
+    assert {"name": "K", "value": "v\nhostNetwork: true"} in pod["containers"][0]["env"]
     assert rendered.config_map["kind"] == "ConfigMap"
     assert json.loads(rendered.config_map["data"]["agent.json"])["systemPrompt"][
         "background"] == [evil]

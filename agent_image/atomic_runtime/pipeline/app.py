@@ -21,12 +21,22 @@ from typing import Any
 import aiohttp
 from jsonschema import Draft202012Validator
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from ..admission import Admission, OverloadedError
-from ..app import BodyTooLargeError, RequestIdMiddleware, RuntimeState, error, read_body
+from ..app import (
+    LOGGED,
+    BodyTooLargeError,
+    Edge,
+    RuntimeState,
+    error,
+    http_exception,
+    read_body,
+    server_error,
+)
 from ..logs import request_id
 from ..schema_models import schema_errors
 from .bindings import ABSENT
@@ -61,6 +71,7 @@ class RunEndpoint:
 
     async def __call__(self, request: Request) -> Response:
         started = time.perf_counter()
+        request.scope[LOGGED] = True  # counted and logged here, not again by the edge
         response = await self._handle(request)
         elapsed = time.perf_counter() - started
         self.metrics.count_run(response.status_code)
@@ -185,8 +196,10 @@ def create_pipeline_app(config: PipelineConfig, state: RuntimeState | None = Non
             Route("/metrics", metrics_text, methods=["GET"]),
         ],
         lifespan=lifespan,
+        exception_handlers={HTTPException: http_exception, Exception: server_error},
     )
-    app.add_middleware(RequestIdMiddleware)
     app.state.runtime = state
     app.state.metrics = metrics
+    app.state.endpoint = endpoint
+    app.state.edge = Edge(app, metrics)  # what uvicorn serves: request ids, the envelope
     return app

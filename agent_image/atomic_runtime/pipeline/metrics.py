@@ -48,6 +48,9 @@ class PipelineMetrics:
             "type, timeout, connection, deadline).", (*step, "reason"), registry=r)
         self.step_retries = Counter("pipeline_step_retries",
                                     "Attempts after a retryable answer.", step, registry=r)
+        self.client_timeouts = Counter(
+            "pipeline_client_timeouts", "Connections closed because the client was too slow "
+            "to send its request, by phase (head, body).", (*lbl, "phase"), registry=r)
         self.step_inflight = Gauge("pipeline_step_inflight_calls",
                                    "Calls to the step's agent in flight.", step, registry=r)
         self.inflight_g = self.inflight.labels(pipeline)
@@ -69,6 +72,12 @@ class PipelineMetrics:
         if child is None:
             child = self._runs[status] = self.runs.labels(self.pipeline, str(status))
         child.inc()
+
+    count_request = count_run
+    """The edge counts the answers it gives itself (404, 405, refusals) as runs too."""
+
+    def client_timeout(self, phase: str) -> None:
+        self.client_timeouts.labels(self.pipeline, phase).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -41,3 +41,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- define "atomic-operator.runtimeImage" -}}
 {{- default (printf "ghcr.io/atomic-agents/atomic-runtime:%s" .Chart.AppVersion) .Values.runtimeImage }}
 {{- end }}
+
+{{/* The ValidatingWebhookConfiguration the operator keeps current (cluster-scoped). */}}
+{{- define "atomic-operator.webhookConfiguration" -}}
+{{- printf "%s.%s.atomicagents.io" (include "atomic-operator.fullname" .) .Release.Namespace }}
+{{- end }}

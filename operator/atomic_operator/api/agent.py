@@ -9,12 +9,18 @@ from pydantic import Field
 from atomic_operator.api.base import ApiModel, cel, validations
 from atomic_operator.api.common import (
     DNS_LABEL,
+    DNS_SUBDOMAIN,
+    IMAGE,
+    LABEL_KEY,
+    LABEL_VALUE,
     CommonStatus,
     ConfigMapKeyRef,
     FreeForm,
     JSONSchemaObject,
+    Quantity,
     ResourceRequirements,
     SecretKeyRef,
+    cel_regex,
 )
 
 Provider = Literal["openai", "anthropic", "groq", "gemini", "ollama", "openai-compatible"]
@@ -32,6 +38,9 @@ class ModelSpec(ApiModel):
              " || has(self.apiKeySecretRef)",
              "apiKeySecretRef is required for hosted providers (openai, anthropic, groq, gemini)",
              ".apiKeySecretRef"),
+        cel("!has(self.baseURL) || (isURL(self.baseURL) && url(self.baseURL).getHostname() != '')",
+             "baseURL must be an http or https URL with a host, e.g. http://ollama:11434/v1",
+             ".baseURL"),
     )
 
     provider: Provider
@@ -41,7 +50,8 @@ class ModelSpec(ApiModel):
     name: Annotated[str, Field(min_length=1, max_length=256)]
     """The provider's model name, e.g. gpt-4o-mini or claude-sonnet-4-5."""
 
-    base_url: Annotated[str | None, Field(alias="baseURL", pattern=r"^https?://[^\s]+$")] = None
+    base_url: Annotated[str | None, Field(alias="baseURL", pattern=r"^https?://[^\s]+$",
+                                          max_length=2048)] = None
     """Base URL of the provider's API; required for ollama and openai-compatible."""
 
     api_key_secret_ref: SecretKeyRef | None = None
@@ -74,11 +84,12 @@ class SystemPrompt(ApiModel):
                           Field(min_length=1, max_length=64)]
     """Who the agent is and what it knows; at least one line."""
 
-    steps: Annotated[list[str], Field(max_length=64)] = Field(default_factory=list)
+    steps: Annotated[list[Annotated[str, Field(min_length=1)]], Field(max_length=64)] = Field(
+        default_factory=list)
     """What the agent does, in order."""
 
-    output_instructions: Annotated[list[str], Field(max_length=64)] = Field(
-        default_factory=list)
+    output_instructions: Annotated[list[Annotated[str, Field(min_length=1)]],
+                                   Field(max_length=64)] = Field(default_factory=list)
     """How the agent shapes its answer."""
 
 
@@ -97,7 +108,7 @@ class ContextProvider(ApiModel):
     title: Annotated[str, Field(min_length=1, max_length=256)]
     """Heading under which the text appears in the system prompt."""
 
-    text: str | None = None
+    text: Annotated[str | None, Field(min_length=1)] = None
     """Inline text."""
 
     config_map_key_ref: ConfigMapKeyRef | None = None
@@ -157,35 +168,145 @@ class Concurrency(ApiModel):
     to drain on shutdown."""
 
 
+class OptionalSecretKeyRef(SecretKeyRef):
+    """A key of a Secret, as an environment variable's source."""
+
+    optional: bool | None = None
+    """Start the pod even when the Secret or key is missing."""
+
+
+class OptionalConfigMapKeyRef(ConfigMapKeyRef):
+    """A key of a ConfigMap, as an environment variable's source."""
+
+    optional: bool | None = None
+    """Start the pod even when the ConfigMap or key is missing."""
+
+
+class FieldRef(ApiModel):
+    """A field of the pod, e.g. metadata.name or status.podIP."""
+
+    api_version: Annotated[str | None, Field(max_length=64)] = None
+    """Version of the schema fieldPath is written in; v1 when unset."""
+
+    field_path: Annotated[str, Field(min_length=1, max_length=256)]
+    """Path of the field, e.g. metadata.namespace."""
+
+
+class ResourceFieldRef(ApiModel):
+    """A resource of the container, e.g. limits.memory."""
+
+    container_name: Annotated[str | None, Field(max_length=63)] = None
+    """The container; this one when unset."""
+
+    resource: Annotated[str, Field(min_length=1, max_length=256)]
+    """The resource, e.g. limits.cpu or requests.memory."""
+
+    divisor: Quantity | None = None
+    """Unit the value is given in; 1 when unset."""
+
+
+class EnvVarSource(ApiModel):
+    """Where an environment variable's value comes from: exactly one source."""
+
+    model_config = validations(
+        cel("[has(self.secretKeyRef), has(self.configMapKeyRef), has(self.fieldRef), "
+             "has(self.resourceFieldRef)].filter(x, x).size() == 1",
+             "exactly one of secretKeyRef, configMapKeyRef, fieldRef or resourceFieldRef "
+             "must be set"),
+    )
+
+    secret_key_ref: OptionalSecretKeyRef | None = None
+    """A key of a Secret in the agent's namespace."""
+
+    config_map_key_ref: OptionalConfigMapKeyRef | None = None
+    """A key of a ConfigMap in the agent's namespace."""
+
+    field_ref: FieldRef | None = None
+    """A field of the pod."""
+
+    resource_field_ref: ResourceFieldRef | None = None
+    """A resource of the container."""
+
+
 class EnvVar(ApiModel):
     """An environment variable for the agent container, as in a Pod spec."""
+
+    model_config = validations(
+        cel("!has(self.valueFrom) || !has(self.value) || self.value == ''",
+             "set value or valueFrom, not both", ".valueFrom"),
+    )
 
     name: Annotated[str, Field(pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$", max_length=256)]
     """Variable name. Names starting with ATOMIC_AGENT_ are reserved for the runtime."""
 
-    value: str | None = None
+    value: Annotated[str | None, Field(max_length=32768)] = None
     """Literal value."""
 
-    value_from: FreeForm | None = None
-    """A source for the value (secretKeyRef, configMapKeyRef, fieldRef, ...)."""
+    value_from: EnvVarSource | None = None
+    """A source for the value (secretKeyRef, configMapKeyRef, fieldRef or resourceFieldRef)."""
+
+
+TolerationOperator = Literal["Exists", "Equal"]
+TaintEffect = Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]
+
+
+class Toleration(ApiModel):
+    """A taint the pods tolerate, as in a Pod spec."""
+
+    model_config = validations(
+        cel("!has(self.operator) || self.operator != 'Exists' || !has(self.value)"
+             " || self.value == ''", "value must be empty when operator is Exists", ".value"),
+        cel("(has(self.key) && self.key != '') || (has(self.operator)"
+             " && self.operator == 'Exists')",
+             "operator must be Exists when key is empty", ".operator"),
+        cel("!has(self.tolerationSeconds) || (has(self.effect) && self.effect == 'NoExecute')",
+             "tolerationSeconds needs effect NoExecute", ".tolerationSeconds"),
+    )
+
+    key: Annotated[str | None, Field(max_length=317, pattern=LABEL_KEY)] = None
+    """Taint key; empty with operator Exists tolerates every taint."""
+
+    operator: TolerationOperator | None = None
+    """Exists or Equal; Equal when unset."""
+
+    value: Annotated[str | None, Field(max_length=63, pattern=LABEL_VALUE)] = None
+    """Taint value, for operator Equal."""
+
+    effect: TaintEffect | None = None
+    """NoSchedule, PreferNoSchedule or NoExecute; every effect when unset."""
+
+    toleration_seconds: Annotated[int | None, Field(ge=0)] = None
+    """With effect NoExecute: how long the pod stays bound after the taint appears."""
 
 
 class PodOverrides(ApiModel):
     """Pod settings passed through to the agent's Deployment."""
 
-    env: Annotated[list[EnvVar], Field(max_length=128)] = Field(default_factory=list)
-    """Extra environment variables for the agent container."""
+    model_config = validations(
+        cel(f"!has(self.nodeSelector) || self.nodeSelector.all(k, "
+            f"k.matches('{cel_regex(LABEL_KEY)}'))",
+            "nodeSelector keys must be label keys ([prefix/]name, name at most 63 "
+            "characters of letters, digits, '-', '_' and '.')", ".nodeSelector"),
+    )
 
-    node_selector: dict[str, str] | None = None
+    env: Annotated[list[EnvVar], Field(max_length=128)] = Field(
+        default_factory=list, json_schema_extra={"x-kubernetes-list-type": "map",
+                                                 "x-kubernetes-list-map-keys": ["name"]})
+    """Extra environment variables for the agent container, each name once."""
+
+    node_selector: Annotated[
+        dict[str, Annotated[str, Field(max_length=63, pattern=LABEL_VALUE)]] | None,
+        Field(max_length=64)] = None
     """Node labels the pods must match."""
 
-    tolerations: list[FreeForm] | None = None
+    tolerations: Annotated[list[Toleration] | None, Field(max_length=64)] = None
     """Taints the pods tolerate, as in a Pod spec."""
 
     affinity: FreeForm | None = None
     """Affinity rules, as in a Pod spec."""
 
-    service_account_name: Annotated[str | None, Field(max_length=253)] = None
+    service_account_name: Annotated[str | None, Field(max_length=253,
+                                                      pattern=DNS_SUBDOMAIN)] = None
     """ServiceAccount the pods run as; the namespace's default when unset."""
 
 
@@ -239,8 +360,9 @@ class AtomicAgentSpec(ApiModel):
     resources: ResourceRequirements | None = None
     """CPU and memory of the agent container."""
 
-    image: Annotated[str | None, Field(min_length=1, max_length=512)] = None
-    """Runtime image; the operator's default when unset."""
+    image: Annotated[str | None, Field(min_length=1, max_length=512, pattern=IMAGE)] = None
+    """Runtime image ([registry/]repository[:tag][@digest]); the operator's default when
+    unset."""
 
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
     """When the kubelet pulls the image; Kubernetes' default when unset."""

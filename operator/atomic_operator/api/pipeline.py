@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 from atomic_operator.api.base import ApiModel, cel, validations
 from atomic_operator.api.common import (
     DNS_LABEL,
+    IMAGE,
     CommonStatus,
     JSONSchemaObject,
     LocalObjectReference,
@@ -133,8 +134,9 @@ class PipelineRunner(ApiModel):
     resources: ResourceRequirements | None = None
     """CPU and memory of the runner container."""
 
-    image: Annotated[str | None, Field(min_length=1, max_length=512)] = None
-    """Runner image; the operator's default when unset."""
+    image: Annotated[str | None, Field(min_length=1, max_length=512, pattern=IMAGE)] = None
+    """Runner image ([registry/]repository[:tag][@digest]); the operator's default when
+    unset."""
 
 
 class AtomicPipelineSpec(ApiModel):

@@ -103,6 +103,39 @@ class Metrics(ValuesModel):
     """Scrape configuration for the prometheus-operator."""
 
 
+class CertManager(ValuesModel):
+    """The webhook's serving certificate from cert-manager instead of the operator."""
+
+    enabled: bool = False
+    """Request a Certificate from cert-manager (its CRDs must be installed) and serve the
+    webhook with it; the operator re-reads it when cert-manager renews it. Off: the
+    operator makes a self-signed CA and certificate at every start."""
+
+    issuer_ref: dict[str, str] = {}
+    """The issuer to use, e.g. {name: my-ca, kind: ClusterIssuer}. Empty: the chart creates
+    a self-signed Issuer in the release namespace."""
+
+
+class Webhook(ValuesModel):
+    """The validating admission webhook: refuses at apply what needs code to check
+    (JSON Schema validity, mode versus provider, references between pipeline steps)."""
+
+    enabled: bool = True
+    """Serve the webhook. Off: the same problems are still reported in each resource's
+    status and events, only after it is stored."""
+
+    failure_policy: Literal["Fail", "Ignore"] = "Fail"
+    """What the API server does when the webhook cannot be reached: Fail refuses the
+    write, Ignore admits it unchecked. The operator removes its webhooks when it stops
+    cleanly, so Fail blocks writes only while a crashed operator restarts."""
+
+    port: int = Field(default=9443, ge=1, le=65535)
+    """Container port of the webhook's HTTPS server (the Service listens on 443)."""
+
+    cert_manager: CertManager = CertManager()
+    """Certificates from cert-manager."""
+
+
 class Values(ValuesModel):
     """Values of the atomic-operator chart."""
 
@@ -136,6 +169,9 @@ class Values(ValuesModel):
 
     metrics: Metrics = Metrics()
     """The operator's own metrics."""
+
+    webhook: Webhook = Webhook()
+    """The validating admission webhook."""
 
     resources: dict[str, dict[str, str]] = {
         "requests": {"cpu": "100m", "memory": "256Mi"},

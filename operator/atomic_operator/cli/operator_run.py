@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from collections.abc import Sequence
 from typing import Any
 
 import kopf
+
+from atomic_operator.webhook.settings import WebhookSettings
 
 
 def register(sub: Any) -> None:
@@ -33,21 +36,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 class _QuietSuccesses(logging.Filter):
     """kopf logs every successful handler call; for watch-event handlers that is one line
-    per child status change. Our handlers log what they did, so these lines go."""
+    per child status change, for the webhook one per admission review. Our handlers log
+    what they did, so these lines go."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        return not (record.levelno == logging.INFO and message.startswith("Handler '")
+        return not (record.levelno == logging.INFO
+                    and message.startswith(("Handler '", "Webhook '"))
                     and message.endswith("' succeeded."))
 
 
+class _RefusalsAreInfo(logging.Filter):
+    """kopf logs a manifest the webhook refuses as an error of the operator; it is the
+    user's mistake, already told to them by kubectl, so it is logged at info."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.ERROR and record.getMessage().startswith("Webhook '") \
+                and "' failed permanently: " in record.getMessage():
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
 def run(args: argparse.Namespace) -> int:
+    try:
+        WebhookSettings.from_env()  # read again by the handlers; a typo is one line here
+    except ValueError as err:
+        print(f"atomic-operator: {err}", file=sys.stderr)
+        return 2
     import atomic_operator.handlers  # noqa: F401  (registers the handlers with kopf)
 
     kopf.configure(verbose=args.verbose, log_format={
         "json": kopf.LogFormat.JSON, "plain": kopf.LogFormat.PLAIN,
         "full": kopf.LogFormat.FULL}[args.log_format], log_refkey="object")
     logging.getLogger("kopf.objects").addFilter(_QuietSuccesses())
+    logging.getLogger("kopf.objects").addFilter(_RefusalsAreInfo())
+    # One access-log line per admission review is noise; refusals are logged by kopf.
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     kopf.run(standalone=True, clusterwide=not args.namespace, namespaces=args.namespace,
              liveness_endpoint=args.liveness or None)
     return 0

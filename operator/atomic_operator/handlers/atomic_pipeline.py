@@ -41,6 +41,8 @@ def pipelines_by_agent(*, namespace: str | None, name: str, spec: kopf.Spec, **_
 @kopf.on.update(ATOMIC_PIPELINE.group, ATOMIC_PIPELINE.version, ATOMIC_PIPELINE.plural)
 async def reconcile(*, body: kopf.Body, old: Any, reason: str, memo: Any, logger: Logger,
                     **kwargs: Any) -> None:
+    if body.metadata.namespace in kwargs["terminating_namespaces"]:
+        return  # a namespace being deleted: its objects go, nothing to converge
     await reconcile_pipeline_body(dict(body), str(reason), memo, kwargs, logger)
     # the agents it names (now or before) list it in their status
     named = _agent_names(body) | _agent_names(old or {})
@@ -54,14 +56,16 @@ async def recheck(*, type: str, body: kopf.Body, namespace: str | None, name: st
     """An agent appeared, changed or went: the pipelines calling it are reconciled again
     (its schemas, deadline and readiness are part of theirs), and a change that breaks one
     is also a Warning on the agent."""
-    if not type or not namespace:  # the initial listing: pipelines are resumed anyway
-        return
+    if not type or not namespace or namespace in kwargs["terminating_namespaces"]:
+        return  # the initial listing (resume reconciles them), or a namespace being deleted
     view = IndexView(kwargs["pipelines"])
     for pipeline in sorted(set(kwargs["pipelines_by_agent"].get((namespace, name), []))):
         found = view.get((namespace, pipeline))
         if found is None or found["metadata"].get("deletionTimestamp"):
             continue
         result = await reconcile_pipeline_body(found, "agent-changed", memo, kwargs, logger)
+        if result is None:
+            continue
         warnings = [e for e in result.events if e[0] == "Warning"]
         if warnings and result.status_patch is not None and type != "DELETED":
             reconciler: AgentReconciler = memo.reconciler
@@ -76,8 +80,10 @@ async def forget(*, body: kopf.Body, memo: Any, logger: Logger, **kwargs: Any) -
     """The runner goes by garbage collection; the agents stop listing the pipeline."""
     reconciler: AgentReconciler = memo.reconciler
     reconciler.writer.forget(body)
-    await _refresh_agents(body["metadata"]["namespace"], _agent_names(body), memo, kwargs,
-                          logger)
+    reconciler.forget_lock(body)
+    namespace = body["metadata"]["namespace"]
+    if namespace not in kwargs["terminating_namespaces"]:
+        await _refresh_agents(namespace, _agent_names(body), memo, kwargs, logger)
 
 
 def _agent_names(body: Mapping[str, Any]) -> set[str]:
@@ -95,7 +101,7 @@ async def _refresh_agents(namespace: str, names: set[str], memo: Any,
 async def reconcile_pipeline_body(body: Mapping[str, Any], trigger: str, memo: Any,
                                   kwargs: Mapping[str, Any], logger: Logger,
                                   deployment: Mapping[str, Any] | None = None
-                                  ) -> PipelineResult:
+                                  ) -> PipelineResult | None:
     """Reconcile a pipeline (or, given its runner's Deployment, follow it into status)."""
     reconciler: AgentReconciler = memo.reconciler
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]

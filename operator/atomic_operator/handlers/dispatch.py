@@ -14,10 +14,13 @@ from atomic_operator.runner import AgentReconciler
 
 
 async def reconcile_body(body: Mapping[str, Any], trigger: str, memo: Any,
-                         indexes: Indexes, logger: Logger) -> AgentOutcome:
+                         indexes: Indexes, logger: Logger) -> AgentOutcome | None:
     reconciler: AgentReconciler = memo.reconciler
     meta = body["metadata"]
     namespace, name = meta["namespace"], meta["name"]
+    if indexes.namespace_terminating(namespace):
+        logger.debug("namespace %s is being deleted: not reconciling (%s)", namespace, trigger)
+        return None
     return await reconciler.reconcile(
         body, trigger=trigger, secrets=indexes.secrets, config_maps=indexes.config_maps,
         existing_optional=indexes.optional_children(namespace, name),
@@ -32,7 +35,7 @@ async def reconcile_named(namespace: str, name: str, trigger: str, memo: Any,
     if body is None or body["metadata"].get("deletionTimestamp"):
         return None  # the agent is gone or going: its children go with it
     outcome = await reconcile_body(body, trigger, memo, indexes, logger)
-    if trigger.startswith("child-") and outcome.result == "applied":
+    if outcome is not None and trigger.startswith("child-") and outcome.result == "applied":
         kopf.event(body, type="Normal", reason="Restored",
                    message=f"restored children after {trigger.replace('-', ' ')}")
     return outcome

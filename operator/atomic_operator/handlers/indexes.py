@@ -18,6 +18,7 @@ from atomic_operator.k8s.kinds import (
     CONFIG_MAP,
     DEPLOYMENT,
     HPA,
+    NAMESPACE,
     SCALED_OBJECT,
     SECRET,
     ChildKind,
@@ -147,6 +148,13 @@ def external_scaled_objects(*, namespace: str | None, name: str, spec: kopf.Spec
     return {(namespace, target): ExternalAutoscaler(SCALED_OBJECT.kind, name)} if target else {}
 
 
+@kopf.index(NAMESPACE.group, NAMESPACE.version, NAMESPACE.plural)
+def terminating_namespaces(*, name: str, meta: kopf.Meta, **_: Any) -> dict[str, bool]:
+    """Namespaces being deleted: everything in them goes, so nothing there is restored,
+    re-checked or reported (a Secret deleted before its agents is no MissingSecret)."""
+    return {name: True} if meta.get("deletionTimestamp") else {}
+
+
 @dataclass(frozen=True)
 class Indexes:
     """Every index above, as kopf passes them to handlers (by function name or id)."""
@@ -159,6 +167,7 @@ class Indexes:
     agents_by_secret: kopf.Index[Any, Any]
     agents_by_config_map: kopf.Index[Any, Any]
     pipelines_by_agent: kopf.Index[Any, Any]
+    terminating: kopf.Index[Any, Any]
 
     @classmethod
     def from_kwargs(cls, kwargs: Mapping[str, Any]) -> Indexes:
@@ -171,11 +180,15 @@ class Indexes:
             agents_by_secret=kwargs["agents_by_secret"],
             agents_by_config_map=kwargs["agents_by_config_map"],
             pipelines_by_agent=kwargs["pipelines_by_agent"],
+            terminating=kwargs["terminating_namespaces"],
         )
 
     def pipelines_of(self, namespace: str, agent: str) -> tuple[str, ...]:
         """The pipelines with a step that calls the agent (for its status)."""
         return tuple(sorted(set(self.pipelines_by_agent.get((namespace, agent), []))))
+
+    def namespace_terminating(self, namespace: str | None) -> bool:
+        return bool(namespace) and namespace in self.terminating
 
     def optional_children(self, namespace: str, name: str) -> frozenset[str]:
         """Kinds of the optional children (HPA, PDB) the agent has now."""

@@ -8,11 +8,14 @@ from typing import Any
 import kopf
 
 from atomic_operator import GROUP
+from atomic_operator.bookkeeping import DigestDiffBaseStorage
 from atomic_operator.handlers.types import Logger
 from atomic_operator.k8s.login import client_for
 from atomic_operator.metrics import serve
 from atomic_operator.runner import AgentReconciler
 from atomic_operator.settings import OperatorSettings
+from atomic_operator.webhook.server import webhook_endpoint
+from atomic_operator.webhook.settings import WebhookSettings
 
 
 def _login(settings: kopf.OperatorSettings) -> kopf.ConnectionInfo:
@@ -30,8 +33,11 @@ async def startup(*, settings: kopf.OperatorSettings, memo: Any, logger: Logger,
     # kopf's bookkeeping lives under our own API group, not kopf.zalando.org.
     settings.persistence.finalizer = f"{GROUP}/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+    settings.persistence.diffbase_storage = DigestDiffBaseStorage(
         prefix=GROUP, key="last-handled-configuration")
+    webhook = WebhookSettings.from_env()
+    settings.admission.server = webhook_endpoint(webhook)
+    settings.admission.managed = webhook.configuration if webhook.enabled else None
     # Reconnect watches every few minutes: long-lived streams die silently behind proxies.
     settings.watching.server_timeout = 270
     settings.watching.client_timeout = 300
@@ -47,8 +53,9 @@ async def startup(*, settings: kopf.OperatorSettings, memo: Any, logger: Logger,
     client = client_for(_login(settings))
     memo.reconciler = AgentReconciler.create(client, ours)
     serve(ours.metrics_port)
-    logger.info("atomic-operator started: runtime image %s, metrics on :%s",
-                ours.runtime_image, ours.metrics_port)
+    logger.info("atomic-operator started: runtime image %s, metrics on :%s, webhook %s",
+                ours.runtime_image, ours.metrics_port,
+                f"on :{webhook.port} ({webhook.failure_policy})" if webhook.enabled else "off")
 
 
 @kopf.on.cleanup()

@@ -29,6 +29,13 @@ class ApiError(Exception):
         self.message = message
 
 
+def gone_with_namespace(err: ApiError) -> bool:
+    """An answer that means the object's namespace is being deleted or is gone: expected
+    while a namespace is torn down, and never worth a retry."""
+    return (err.status == 404 and err.message.startswith("namespaces ")) or (
+        err.status == 403 and "because it is being terminated" in err.message)
+
+
 class Api(Protocol):
     """The four calls a reconcile makes. `KubeClient` speaks them to an API server; unit
     tests of the orchestration pass an in-memory double (tests/support/memory_api.py)."""

@@ -25,6 +25,7 @@ from atomic_operator.reconcile.agent_status import (
     agent_status,
     has_spec_problem,
 )
+from atomic_operator.reconcile.converge import apply_child, dry_run
 from atomic_operator.reconcile.status_writer import Event, StatusWriter
 from atomic_operator.references import ObjectIndex, resolve_references
 from atomic_operator.render import AgentIdentity, render_agent
@@ -38,7 +39,7 @@ from atomic_operator.replicas import (
     plan_replicas,
     replica_owner,
 )
-from atomic_operator.settings import FIELD_MANAGER, OperatorSettings
+from atomic_operator.settings import OperatorSettings
 
 OPTIONAL_KINDS = tuple(c.kind.kind for c in optional_children(AGENT))
 """Kinds only some agents have (read from the registry, k8s/kinds.py)."""
@@ -67,7 +68,7 @@ class AgentEnv:
 class AgentOutcome:
     """What happened, for the handler to log and count (events go with the status)."""
 
-    result: Literal["applied", "invalid", "followed"]
+    result: Literal["applied", "invalid", "followed", "gone"]
     problems: list[SpecProblem] = field(default_factory=list)
     applied: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
@@ -82,6 +83,19 @@ def parse_agent(body: Mapping[str, Any]) -> AtomicAgent | list[SpecProblem]:
         return AtomicAgent.model_validate({"spec": body.get("spec") or {}})
     except ValidationError as err:
         return from_validation_error(err)
+
+
+def refused_for_its_content(err: ApiError) -> bool:
+    """The API server refused what was sent, so sending it again cannot help: invalid (400,
+    422), or a value server-side apply cannot even type (a 500 whose message says so)."""
+    return err.status in (400, 422) or (
+        err.status == 500 and err.message.startswith("failed to create typed patch object"))
+
+
+def rejected(err: ApiError) -> SpecProblem:
+    """A refusal of a rendered child, as the agent's problem (the message names the child's
+    field, e.g. spec.template.spec.affinity...)."""
+    return SpecProblem("spec", "RejectedByApiServer", err.message)
 
 
 def _identity(body: Mapping[str, Any]) -> AgentIdentity:
@@ -141,20 +155,21 @@ async def reconcile_agent(env: AgentEnv, body: Mapping[str, Any]) -> AgentOutcom
     first_time = status.get("configHash") is None  # nothing of this agent applied yet
     spec_changed = not first_time and status.get("observedGeneration") != generation
     try:
-        if spec_changed:
-            # Refuse a bad update before touching anything, so old children stay whole.
-            await env.client.apply(rendered.deployment, FIELD_MANAGER, dry_run=True)
+        if first_time or spec_changed:
+            # Every child is dry-run before any is written: a spec the API server refuses
+            # (an HPA with minReplicas 0, a toleration it rejects) leaves nothing half made
+            # on creation, and the old children whole on an update.
+            await dry_run(env.client, wanted_children(rendered.children, owner))
         order = rendered.children if first_time else rendered.update_order
         deployment: dict[str, Any] = {}
         for child in wanted_children(order, owner):
-            live = await env.client.apply(child, FIELD_MANAGER)
+            live = await apply_child(env.client, child)
             outcome.applied.append(child["kind"])
             if child["kind"] == DEPLOYMENT.kind:
                 deployment = live
     except ApiError as err:
-        if err.status in (400, 422):
-            problem = SpecProblem("spec", "RejectedByApiServer", err.message)
-            return await _report_problems(env, body, agent, [problem])
+        if refused_for_its_content(err):
+            return await _report_problems(env, body, agent, [rejected(err)])
         raise
     plan = plan_replicas(agent.spec, observe_deployment(deployment, env.external,
                                                         env.autoscaler))

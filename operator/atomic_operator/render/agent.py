@@ -150,6 +150,8 @@ def render_agent(agent: AtomicAgent, who: AgentIdentity, settings: OperatorSetti
         "image_pull_policy": spec.image_pull_policy,
         "grace_seconds": spec.concurrency.request_timeout_seconds + DRAIN_MARGIN_SECONDS,
         "pod": spec.pod,
+        "tolerations": [t.model_dump(by_alias=True, exclude_none=True)
+                        for t in spec.pod.tolerations or []],
         "env": _env(agent),
         "resources": _resources(agent),
         "context_sources": _context_sources(agent),

@@ -28,7 +28,7 @@ from atomic_operator.naming import (
     pipeline_labels,
     pipeline_selector,
 )
-from atomic_operator.pipeline_check import PipelineCheck
+from atomic_operator.pipeline_graph import PipelineCheck
 from atomic_operator.render.agent import DRAIN_MARGIN_SECONDS, AgentIdentity, config_hash
 from atomic_operator.render.config import config_json
 from atomic_operator.render.pipeline_config import runner_config
@@ -91,6 +91,7 @@ def render_pipeline(pipeline: AtomicPipeline, who: AgentIdentity, check: Pipelin
         "image_pull_policy": None,
         "grace_seconds": pipeline.spec.timeout_seconds + DRAIN_MARGIN_SECONDS,
         "pod": PodOverrides(),
+        "tolerations": [],
         "env": [
             {"name": "ATOMIC_AGENT_CONFIG", "value": f"{CONFIG_MOUNT}/{RUNNER_CONFIG_KEY}"},
             {"name": "ATOMIC_AGENT_PORT", "value": str(HTTP_PORT)},

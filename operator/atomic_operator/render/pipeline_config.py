@@ -16,7 +16,7 @@ from typing import Any
 from atomic_operator import API_VERSION
 from atomic_operator.api.pipeline import AtomicPipeline, InputBinding, PipelineStep
 from atomic_operator.naming import SERVICE_PORT
-from atomic_operator.pipeline_check import (
+from atomic_operator.pipeline_graph import (
     PipelineCheck,
     Reference,
     dependencies,

@@ -1,0 +1,186 @@
+"""The operator under the probes of issue #13: big specs, refused specs, teardown, drift."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from typing import Any
+
+import pytest
+
+from atomic_devcluster.operator_process import OperatorProcess
+from atomic_operator import GROUP
+from tests.k8s.test_agent_operator import BAD_AFFINITY, children, condition, wait_ready
+from tests.support.kube import Kube, eventually
+from tests.support.manifests import variant
+
+
+@pytest.fixture
+def agent_ns(kube: Kube, operator: OperatorProcess) -> Kube:
+    kube.run("create", "secret", "generic", "openai-credentials", "--from-literal=api-key=k")
+    return kube
+
+
+def _error_lines(operator: OperatorProcess, namespace: str) -> list[str]:
+    out = []
+    for line in operator.logs().splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if record.get("severity") in ("error", "critical") and namespace in line:
+            out.append(line)
+    return out
+
+
+@pytest.mark.parametrize("kib", [250, 400])
+def test_a_spec_beyond_the_annotation_limit_is_reconciled_and_updated(
+        agent_ns: Kube, operator: OperatorProcess, kib: int) -> None:
+    """kopf's record of the last handled spec used to be the spec itself, in an annotation
+    capped at 256 KiB: bigger specs were handled as creations forever."""
+    text = ("All work and no play makes Jack a dull boy. " * (kib * 1024 // 44 + 1))[
+        : kib * 1024]
+    agent = variant("task-processor", {"spec": {"contextProviders": [
+        {"name": "manual", "title": "Manual", "text": text}]}})
+    # Client-side apply would store the whole object in its own annotation and fail.
+    code, out = agent_ns.apply(agent, "--server-side", check=False)
+    assert code == 0, out
+    wait_ready(agent_ns, "task-processor")
+    agent_ns.apply(variant("task-processor", {"spec": {
+        "contextProviders": [{"name": "manual", "title": "Manual", "text": text + " Update."}],
+        "systemPrompt": {"steps": ["Be brief"]}}}), "--server-side")
+
+    def updated() -> dict[str, Any] | None:
+        body = agent_ns.get("atomicagent", "task-processor")
+        generation = body["metadata"]["generation"]
+        ok = (body["status"].get("observedGeneration") == generation == 2
+              and condition(body, "Ready").get("status") == "True")
+        return body if ok else None
+
+    body = eventually(updated, timeout=20, what="the update reconciled")
+    record = body["metadata"]["annotations"][f"{GROUP}/last-handled-configuration"]
+    assert len(record) < 200, record
+    config = children(agent_ns, "task-processor")["ConfigMap/task-processor-config"]
+    assert "Update." in config["data"]["agent.json"]
+    assert _error_lines(operator, agent_ns.namespace) == []
+
+
+HAND_EDITS: list[tuple[str, str, list[dict[str, Any]]]] = [
+    ("configmap", "content-analyzer-config",
+     [{"op": "replace", "path": "/data/agent.json", "value": "{}"}]),
+    ("deployment", "content-analyzer", [{"op": "replace", "value": "evil/image:1",
+                                         "path": "/spec/template/spec/containers/0/image"}]),
+    ("deployment", "content-analyzer", [{"op": "replace", "value": "/etc/evil",
+                                         "path": "/spec/template/spec/containers/0/env/0/value"}]),
+    ("deployment", "content-analyzer", [{"op": "replace", "value": "RENAMED",
+                                         "path": "/spec/template/spec/containers/0/env/1/name"}]),
+    ("deployment", "content-analyzer", [{"op": "replace", "value": "/", "path":
+                                         "/spec/template/spec/containers/0/readinessProbe/httpGet/path"}]),
+    ("deployment", "content-analyzer", [{"op": "replace", "value": 30, "path":
+                                         "/spec/template/spec/containers/0/livenessProbe/periodSeconds"}]),
+    ("deployment", "content-analyzer", [{"op": "replace", "value": "2Gi", "path":
+                                         "/spec/template/spec/containers/0/resources/limits/memory"}]),
+    ("deployment", "content-analyzer", [{"op": "replace", "value": False, "path":
+                                         "/spec/template/spec/containers/0/securityContext/"
+                                         "readOnlyRootFilesystem"}]),
+    ("deployment", "content-analyzer", [{"op": "replace", "value": 0, "path":
+                                         "/spec/template/spec/securityContext/runAsUser"}]),
+    ("deployment", "content-analyzer", [{"op": "replace", "value": 8081, "path":
+                                         "/spec/template/spec/containers/0/ports/0/containerPort"}]),
+    ("deployment", "content-analyzer", [{"op": "replace", "value": "1Gi", "path":
+                                         "/spec/template/spec/volumes/1/emptyDir/sizeLimit"}]),
+    ("service", "content-analyzer", [{"op": "replace", "path": "/spec/ports/0/port",
+                                      "value": 8080}]),
+    ("service", "content-analyzer", [{"op": "replace", "path": "/spec/selector",
+                                      "value": {"app": "other"}}]),
+    ("service", "content-analyzer", [{"op": "replace", "path": "/spec/type",
+                                      "value": "NodePort"}]),
+    ("hpa", "content-analyzer", [{"op": "replace", "path": "/spec/maxReplicas", "value": 20}]),
+    ("hpa", "content-analyzer", [{"op": "replace", "value": 90, "path":
+                                  "/spec/metrics/0/resource/target/averageUtilization"}]),
+    ("pdb", "content-analyzer", [{"op": "replace", "path": "/spec/maxUnavailable",
+                                  "value": 3}]),
+]
+
+
+def _templated(kube: Kube, kind: str, name: str) -> Any:
+    body = kube.get(kind, name)
+    return body["data"] if kind == "configmap" else body["spec"]
+
+
+def test_every_hand_edit_of_every_child_is_repaired(agent_ns: Kube) -> None:
+    agent_ns.apply(variant("content-analyzer", {}))
+    wait_ready(agent_ns, "content-analyzer")
+    kinds = {(kind, name) for kind, name, _ in HAND_EDITS}
+    before = {key: _templated(agent_ns, *key) for key in kinds}
+    # Without hand edits, apply alone converges: no repair patch was ever needed.
+    for kind, name in kinds:
+        managers = json.loads(agent_ns.run("get", kind, name, "-o", "json",
+                                           "--show-managed-fields"))["metadata"]["managedFields"]
+        assert not [m for m in managers if m["manager"] == "atomic-operator"
+                    and m["operation"] == "Update"], (kind, managers)
+    for kind, name, patch in HAND_EDITS:
+        agent_ns.run("patch", kind, name, "--type=json", "-p", json.dumps(patch))
+        eventually(lambda kind=kind, name=name: _templated(agent_ns, kind, name)
+                   == before[(kind, name)], timeout=10,
+                   what=f"{kind}/{name} restored after {patch}")
+    agent = agent_ns.get("atomicagent", "content-analyzer")
+    assert condition(agent, "Ready").get("reason") not in ("RejectedByApiServer",), agent
+    assert condition(agent, "Degraded").get("status") == "False", agent
+
+
+def _warnings_and_errors(operator: OperatorProcess, namespace: str) -> list[str]:
+    out = []
+    for line in operator.logs().splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if record.get("severity") in ("warn", "warning", "error", "critical") \
+                and namespace in line:
+            out.append(line)
+    return out
+
+
+def test_deleting_a_namespace_with_many_agents_is_quiet(
+        kube: Kube, operator: OperatorProcess) -> None:
+    kube.run("create", "secret", "generic", "openai-credentials", "--from-literal=api-key=k")
+    count = 12
+    for i in range(count):
+        kube.apply(variant("task-processor", {"metadata": {"name": f"agent-{i}"}}))
+    eventually(lambda: all((kube.get("atomicagent", f"agent-{i}").get("status") or {})
+                           .get("configHash") for i in range(count)),
+               timeout=60, what="every agent reconciled")
+    kube.cp.kubectl("delete", "namespace", kube.namespace, "--wait=false")
+    eventually(lambda: kube.cp.kubectl("get", "namespace", kube.namespace,
+                                       check=False).returncode != 0,
+               timeout=90, interval=0.5, what="the namespace gone")
+    time.sleep(2)  # retries kopf would schedule come within 2 s
+    assert _warnings_and_errors(operator, kube.namespace) == []
+
+
+def _counter(operator: OperatorProcess, name: str, **labels: str) -> float:
+    with urllib.request.urlopen(operator.metrics_url, timeout=5) as resp:
+        text = resp.read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_a_spec_the_api_server_refuses_is_reported_once_and_not_retried(
+        agent_ns: Kube, operator: OperatorProcess) -> None:
+    agent_ns.apply(variant("task-processor", {"spec": {"pod": {"affinity": BAD_AFFINITY}}}))
+    body = eventually(lambda: (a := agent_ns.get("atomicagent", "task-processor"))
+                      and condition(a, "Ready").get("reason") == "RejectedByApiServer" and a,
+                      what="RejectedByApiServer")
+    assert "affinity" in condition(body, "Ready")["message"]
+    assert children(agent_ns, "task-processor") == {}  # every child was dry-run first
+    before = _counter(operator, "atomic_operator_reconciles_total", kind="AtomicAgent")
+    time.sleep(6)  # kopf retried every 2 s before
+    assert _counter(operator, "atomic_operator_reconciles_total", kind="AtomicAgent") == before
+    events = json.loads(agent_ns.run("get", "events", "--field-selector",
+                                     "reason=RejectedByApiServer", "-o", "json"))["items"]
+    assert len(events) == 1, events
