@@ -94,7 +94,8 @@ async def reconcile_pipeline(env: PipelineEnv, body: Mapping[str, Any]) -> Pipel
         pipeline = AtomicPipeline.model_validate(dict(body))
     except ValidationError:
         outcome = pipeline_status(body, PipelineObservation(env.agents))
-        return await _write(env, body, PipelineResult("invalid", outcome))
+        return await _write(env, body, PipelineResult("invalid", outcome,
+                                                      events=_events(body, outcome)))
     check = check_of(pipeline, env.agents)
     rendered = render_pipeline(pipeline, who, check, env.agents, env.settings)
     blocking = _blocking_problems(who, env.agents, rendered.config)
