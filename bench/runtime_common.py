@@ -126,7 +126,7 @@ class Proc:
         Path(self.log.name).unlink(missing_ok=True)
 
 
-def wait_http(url: str, timeout: float = 90) -> None:  # cold starts on a loaded CI box
+def wait_http(url: str, timeout: float = 120) -> None:  # cold starts on a loaded CI box
     import httpx
 
     deadline = time.monotonic() + timeout
@@ -167,7 +167,11 @@ def start_runtime(
     }
     server_cpu, _ = cpus()
     proc = Proc([PY, "-m", "atomic_runtime"], server_cpu, env)
-    wait_http(f"http://127.0.0.1:{port}/readyz")
+    try:
+        wait_http(f"http://127.0.0.1:{port}/readyz")
+    except RuntimeError:
+        proc.stop()  # never leave a server behind
+        raise
     return proc, f"http://127.0.0.1:{port}"
 
 

@@ -40,7 +40,7 @@ from .admission import Admission, OverloadedError
 from .agent import Agent, ConfiguredAgent
 from .config import AgentConfig
 from .context import build_providers, missing_files
-from .llm import LLM, LLMCallError
+from .llm import LLM, LLMCallError, deadline_at
 from .logs import request_id
 from .metrics import Metrics
 from .openapi import build_openapi
@@ -55,6 +55,8 @@ FAILURE_STATUS: dict[str, tuple[int, str]] = {
     "timeout": (504, "upstream_timeout"),
     "upstream_5xx": (502, "upstream_error"),
     "connection": (502, "upstream_unreachable"),
+    "closed": (502, "upstream_closed"),
+    "output_too_large": (502, "model_output_too_large"),
     "upstream_4xx": (502, "upstream_rejected"),
     "validation": (502, "invalid_model_output"),
     "other": (500, "internal_error"),
@@ -230,7 +232,7 @@ class RunHandler:
                 raw = await self._read_body(request)
                 reading = False
                 clock.reschedule(started + self.deadline)
-                return await self._process(raw)
+                return await self._process(raw, started + self.deadline)
         except BodyTooLargeError:
             return error(
                 413,
@@ -263,7 +265,8 @@ class RunHandler:
                 f"no answer within requestTimeoutSeconds ({self.deadline:g}s)",
             )
 
-    async def _process(self, raw: bytes) -> Response:
+    async def _process(self, raw: bytes, deadline: float) -> Response:
+        """`deadline`: when the request's time is up, on the event loop's clock."""
         try:
             payload = json.loads(raw)
         except ValueError as exc:
@@ -286,12 +289,13 @@ class RunHandler:
         except RecursionError:  # a recursive schema walked down a very deep input
             return error(400, "invalid_input", "the input is nested too deeply to validate")
         try:
-            async with self.admission.slot():
-                t0 = time.perf_counter()
-                try:
-                    result = await self.agent.run(data)
-                finally:
-                    self.admission.observe_service_time(time.perf_counter() - t0)
+            with deadline_at(deadline):  # no provider retry waits past it
+                async with self.admission.slot():
+                    t0 = time.perf_counter()
+                    try:
+                        result = await self.agent.run(data)
+                    finally:
+                        self.admission.observe_service_time(time.perf_counter() - t0)
         except OverloadedError as exc:
             return error(
                 429,

@@ -81,14 +81,17 @@ class ByoAgent:
         self._params = {**llm.extra, "max_retries": llm.model.max_retries}
 
     def fresh(self) -> Any:
-        """A per-request agent: shared client and prompt generator, private history."""
+        """A per-request agent: shared client and prompt generator, private history.
+
+        The copy shares the template's hook registry: the runtime registers no hooks per
+        request, and hooks would go to the shared client, so nothing leaks between requests.
+        """
         if self._factory is not None:
             agent = self._factory()
         else:
             agent = copy.copy(self._template)
             agent.history = self._template.initial_history.copy()
             agent.current_user_input = None
-            agent._hook_handlers = {k: list(v) for k, v in self._template._hook_handlers.items()}
         agent.client = self.llm.client
         agent.model = self.llm.model.name
         agent.model_api_parameters = {**(agent.model_api_parameters or {}), **self._params}
@@ -99,10 +102,10 @@ class ByoAgent:
 
     async def run(self, data: BaseModel) -> BaseModel:
         agent = self.fresh()
-        try:
-            with request_scope():
+        with request_scope() as scope:
+            try:
                 result = await agent.run_async(data)
-        except Exception as exc:
-            raise classify(exc) from exc
+            except Exception as exc:
+                raise classify(exc, scope) from exc
         assert isinstance(result, BaseModel)
         return result

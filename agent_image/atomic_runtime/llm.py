@@ -2,32 +2,51 @@
 
 Every provider goes through instructor so validation and re-asks behave the same way. The
 client is built once at start-up (connection pools and TLS sessions are shared by all
-requests), with the SDK's 600 s default timeout replaced by the agent's own and the SDK's
-transport retries bounded. Provider SDKs other than openai are imported only when the
-config names them: they are optional and some are large. When groq's, gemini's or
+requests), with the SDK's 600 s default timeout replaced by the agent's own. Provider SDKs
+other than openai are imported only when the config names them: when groq's, gemini's or
 anthropic's SDK is absent, their OpenAI-compatible endpoints are used instead.
+
+instructor is built through its public ``patch(create=...)`` and ``AsyncInstructor``, around
+the provider's raw call wrapped in a `transport.Transport` (retries, deadline, metering).
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
-import functools
 import importlib
-import importlib.util
 import json
 import logging
 import os
-import sys
-import time
-import weakref
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from .compat.instructor import memoize_async_validator_check, prepared_response_model
+from .compat.openai import chat_completions_call
 from .config import ModelConfig
 from .metrics import Metrics
+from .transport import (
+    LLMCallError,
+    RawCreate,
+    RequestScope,
+    SdkErrors,
+    Transport,
+    deadline_at,
+    exception_chain,
+    has_module,
+    request_scope,
+    sdk_errors,
+)
+
+__all__ = [
+    "LLM",
+    "LLMCallError",
+    "MissingAPIKeyError",
+    "deadline_at",
+    "prepared_response_model",
+    "request_scope",
+]
 
 log = logging.getLogger("atomic_runtime.llm")
 
@@ -47,46 +66,27 @@ DEFAULT_MODES = {
     "openai-compatible": "tools",
     "ollama": "json",
     "groq": "tools",
-    "gemini": "tools",
+    "gemini": "genai_tools",
     "anthropic": "anthropic_tools",
 }
+PORTABLE_MODES = {
+    "anthropic_tools": "tools",
+    "anthropic_reasoning_tools": "tools",
+    "anthropic_parallel_tools": "parallel_tools",
+    "anthropic_json": "json",
+    "genai_tools": "tools",
+    "gemini_tools": "tools",
+    "genai_structured_outputs": "json",
+    "gemini_json": "json",
+}
+"""Provider-named modes the operator accepts, as the generic mode every client understands:
+the native SDK path and the OpenAI-compatible fallback then agree on every allowed mode."""
 KEYLESS_PROVIDERS = ("ollama", "openai-compatible")
-
-_calls: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
-    "llm_calls_in_request", default=None
-)
-"""Model calls made so far for the current request: every call after the first is a re-ask."""
-
-RawCreate = Callable[..., Awaitable[Any]]
-
+NATIVE_SDKS = {"anthropic": "anthropic", "groq": "groq", "gemini": "google.genai"}
+"""Providers whose own SDK, when installed, is used instead of the OpenAI-compatible endpoint."""
 
 class MissingAPIKeyError(RuntimeError):
     pass
-
-
-class LLMCallError(Exception):
-    """A failed model interaction, classified for the HTTP answer and the metrics.
-
-    ``reason`` is one of rate_limit, timeout, upstream_5xx, validation, connection,
-    upstream_4xx, other: the label values of agent_llm_errors_total.
-    """
-
-    def __init__(
-        self,
-        reason: str,
-        message: str,
-        upstream_status: int | None = None,
-        retry_after: float | None = None,
-        attempts: int | None = None,
-        details: tuple[dict[str, str], ...] = (),
-    ) -> None:
-        super().__init__(f"{reason}: {message}")
-        self.reason = reason
-        self.message = message
-        self.upstream_status = upstream_status
-        self.retry_after = retry_after
-        self.attempts = attempts
-        self.details = details
 
 
 def api_key(model: ModelConfig) -> str | None:
@@ -97,15 +97,41 @@ def api_key(model: ModelConfig) -> str | None:
     return key or None
 
 
-def resolve_mode(model: ModelConfig) -> Any:
+def resolve_mode(model: ModelConfig, native: bool | None = None) -> Any:
+    """The instructor mode for the configured name, portable across the provider's clients.
+
+    groq's own SDK has no plain JSON mode in instructor; its markdown-tolerant JSON mode
+    parses the same answers.
+    """
     import instructor
 
-    name = (model.mode or DEFAULT_MODES[model.provider]).upper()
-    aliases = {"TOOLS": "TOOLS", "JSON": "JSON", "JSON_SCHEMA": "JSON_SCHEMA", "MD_JSON": "MD_JSON"}
+    if native is None:
+        native = uses_native_sdk(model.provider)
+    name = model.mode or DEFAULT_MODES[model.provider]
+    name = PORTABLE_MODES.get(name, name)
+    if model.provider == "groq" and native and name == "json":
+        name = "md_json"
     try:
-        return instructor.Mode[aliases.get(name, name)]
+        return instructor.Mode[name.upper()]
     except KeyError:
         raise ValueError(f"unknown instructor mode {model.mode!r}") from None
+
+
+def uses_native_sdk(provider: str) -> bool:
+    return provider in NATIVE_SDKS and has_module(NATIVE_SDKS[provider])
+
+
+# ---- clients
+
+
+@dataclass
+class Connection:
+    """One provider's SDK client, its raw call, and how to read its errors."""
+
+    client: Any
+    call: RawCreate
+    provider: Any
+    errors: SdkErrors
 
 
 def _openai_client(model: ModelConfig, key: str | None, base_url: str | None, pool: int) -> Any:
@@ -125,27 +151,72 @@ def _openai_client(model: ModelConfig, key: str | None, base_url: str | None, po
         api_key=key or "unused",
         base_url=base_url,
         timeout=timeout,
-        max_retries=model.max_retries,
+        max_retries=0,  # Transport retries
         http_client=http_client,
     )
 
 
-NATIVE_SDKS = {
-    "anthropic": ("anthropic", "AsyncAnthropic", "from_anthropic"),
-    "groq": ("groq", "AsyncGroq", "from_groq"),
-}
-"""Providers whose own SDK, when installed, is used: module, async client, instructor factory."""
+def _connect(model: ModelConfig, key: str | None, mode: Any, pool: int, native: bool) -> Connection:
+    import instructor
+
+    provider = model.provider
+    if provider in ("openai", "openai-compatible", "ollama") or not native:
+        base = model.base_url
+        if provider in OPENAI_COMPATIBLE_ENDPOINTS:
+            base = base or OPENAI_COMPATIBLE_ENDPOINTS[provider]
+            log.info("provider SDK not installed, using its OpenAI-compatible endpoint",
+                     extra={"provider": provider, "base_url": base})  # fmt: skip
+        client = _openai_client(model, key, base, pool)
+        if mode in (instructor.Mode.RESPONSES_TOOLS,
+                    instructor.Mode.RESPONSES_TOOLS_WITH_INBUILT_TOOLS):  # fmt: skip
+
+            async def responses(*args: Any, messages: Any = None, **kwargs: Any) -> Any:
+                return await client.responses.create(*args, input=messages, **kwargs)
+
+            call: RawCreate = responses
+        else:
+            call = chat_completions_call(client)
+        return Connection(client, call, instructor.Provider.OPENAI, sdk_errors("openai"))
+    if provider in ("anthropic", "groq"):
+        module = importlib.import_module(provider)
+        factory = module.AsyncAnthropic if provider == "anthropic" else module.AsyncGroq
+        client = factory(
+            api_key=key,
+            base_url=model.base_url,
+            timeout=model.timeout_seconds,
+            max_retries=0,  # Transport retries
+        )
+        if provider == "anthropic":
+            return Connection(client, client.messages.create, instructor.Provider.ANTHROPIC,
+                              sdk_errors(provider))  # fmt: skip
+        return Connection(client, client.chat.completions.create, instructor.Provider.GROQ,
+                          sdk_errors(provider))  # fmt: skip
+    # gemini through google-genai
+    genai = importlib.import_module("google.genai")
+    types = importlib.import_module("google.genai.types")
+    options = types.HttpOptions(timeout=int(model.timeout_seconds * 1000))
+    if model.base_url:
+        options.base_url = model.base_url
+    gclient = genai.Client(api_key=key, http_options=options)
+
+    async def generate(*args: Any, model: str = "", stream: bool = False, **kwargs: Any) -> Any:
+        # the same call instructor's from_genai makes, as a plain function to meter
+        return await gclient.aio.models.generate_content(model=model, **kwargs)
+
+    return Connection(gclient, generate, instructor.Provider.GENAI, sdk_errors("google.genai"))
 
 
-def has_module(name: str) -> bool:
-    try:
-        return importlib.util.find_spec(name) is not None
-    except ImportError:  # a missing parent package ("google" for "google.genai")
-        return False
+def build_instructor(
+    model: ModelConfig, metrics: Metrics, pool: int = 100, native: bool | None = None
+) -> Any:
+    """The AsyncInstructor for the configured provider, its raw model call a `Transport`.
 
-
-def build_instructor(model: ModelConfig, metrics: Metrics, pool: int = 100) -> Any:
-    """Build the AsyncInstructor for the configured provider, its raw model call metered."""
+    ``native`` picks the provider's own SDK or its OpenAI-compatible endpoint (default: the
+    SDK when it is installed).
+    Built with instructor's public ``patch(create=...)`` and ``AsyncInstructor``; the mode is
+    first checked against the provider with instructor's own factory (``from_openai``,
+    ``from_anthropic``, ...), which also normalizes aliases such as ``tools_strict``.
+    """
     import instructor
 
     key = api_key(model)
@@ -154,269 +225,58 @@ def build_instructor(model: ModelConfig, metrics: Metrics, pool: int = 100) -> A
             f"no API key: set the environment variable {model.api_key_env} "
             f"(the operator fills it from the Secret named in the AtomicAgent spec)"
         )
-    mode = resolve_mode(model)
-    provider = model.provider
-    if provider in ("openai", "openai-compatible", "ollama"):
-        return _from_openai(_openai_client(model, key, model.base_url, pool), mode, metrics)
-    if provider in NATIVE_SDKS and has_module(NATIVE_SDKS[provider][0]):
-        module_name, client_class, factory = NATIVE_SDKS[provider]
-        client = getattr(importlib.import_module(module_name), client_class)(
-            api_key=key,
-            base_url=model.base_url,
-            timeout=model.timeout_seconds,
-            max_retries=model.max_retries,
-        )
-        # instructor's factories read the SDK method when they patch it: meter it first
-        resource = client.messages if provider == "anthropic" else client.chat.completions
-        resource.create = metered(resource.create, metrics)
-        return getattr(instructor, factory)(client, mode=mode)
-    if provider == "gemini" and has_module("google.genai"):
-        genai = importlib.import_module("google.genai")
-        types = importlib.import_module("google.genai.types")
-        options = types.HttpOptions(timeout=int(model.timeout_seconds * 1000))
-        if model.base_url:
-            options.base_url = model.base_url
-        gclient = genai.Client(api_key=key, http_options=options)
-        models = gclient.aio.models
-        models.generate_content = metered(models.generate_content, metrics)
-        gmode = instructor.Mode.GENAI_TOOLS if model.mode is None else mode
-        return instructor.from_genai(gclient, mode=gmode, use_async=True)
-    # SDK not installed: the provider's OpenAI-compatible endpoint with the openai SDK
-    if model.mode is None or mode.name.startswith("ANTHROPIC"):
-        mode = instructor.Mode.TOOLS
-    base = model.base_url or OPENAI_COMPATIBLE_ENDPOINTS[provider]
-    log.info(
-        "provider SDK not installed, using its OpenAI-compatible endpoint",
-        extra={"provider": provider, "base_url": base},
+    if native is None:  # the provider's own SDK when installed; tests ask for either path
+        native = uses_native_sdk(model.provider)
+    mode = resolve_mode(model, native)
+    conn = _connect(model, key, mode, pool, native)
+    factory = {
+        instructor.Provider.OPENAI: "from_openai",
+        instructor.Provider.ANTHROPIC: "from_anthropic",
+        instructor.Provider.GROQ: "from_groq",
+        instructor.Provider.GENAI: "from_genai",
+    }[conn.provider]
+    try:
+        extra = {"use_async": True} if conn.provider == instructor.Provider.GENAI else {}
+        checked = getattr(instructor, factory)(conn.client, mode=mode, **extra)
+    except Exception as exc:  # instructor's ModeError/ClientError
+        raise ValueError(
+            f"mode {model.mode or DEFAULT_MODES[model.provider]!r} does not work with "
+            f"provider {model.provider}: {exc}"
+        ) from exc
+    transport = Transport(conn.call, conn.errors, metrics, model.max_retries)
+    return instructor.AsyncInstructor(
+        client=conn.client,
+        create=instructor.patch(
+            create=transport.create, mode=checked.mode, provider=checked.provider
+        ),
+        mode=checked.mode,
+        provider=checked.provider,
     )
-    return _from_openai(_openai_client(model, key, base, pool), mode, metrics)
 
 
-def _from_openai(client: Any, mode: Any, metrics: Metrics) -> Any:
-    """instructor over the openai SDK, calling the model through ``chat_completions_call``.
+# ---- the client the agents use
 
-    ``from_openai`` checks and normalizes the mode; its patched function is then rebuilt
-    around the faster, metered call with instructor's public ``patch(create=...)``.
-    """
-    import instructor
 
-    wrapped = instructor.from_openai(client, mode=mode)
-    if not hasattr(wrapped, "create_fn"):  # an instructor that changed shape: fail loudly
-        raise RuntimeError("unsupported instructor version: AsyncInstructor.create_fn is gone")
-    wrapped.create_fn = instructor.patch(
-        create=metered(chat_completions_call(client), metrics),
-        mode=wrapped.mode,
-        provider=wrapped.provider,
+_VALIDATION_TYPES: tuple[type[BaseException], ...] = (ValidationError, json.JSONDecodeError)
+
+
+def _instructor_types() -> tuple[tuple[type[BaseException], ...], type[BaseException]]:
+    from instructor.core import (
+        AsyncValidationError,
+        IncompleteOutputException,
+        InstructorRetryException,
+        ResponseParsingError,
     )
-    return wrapped
+    from instructor.core import ValidationError as InstructorValidationError
 
-
-def chat_completions_call(client: Any) -> RawCreate:
-    """``POST /chat/completions`` through the SDK's client, without ``create()``'s transform.
-
-    ``AsyncCompletions.create`` first runs its params through a TypedDict-driven transform
-    that visits every node of the messages and tools, the tool's JSON Schema included: a
-    quarter of the runtime's CPU per call in a profile. For chat-completion params the
-    transform changes nothing (no field has an alias or a wire format), and what instructor
-    passes is already plain JSON. ``client.post`` is the SDK's documented way to call an
-    endpoint directly and keeps everything else: auth, bounded retries honouring
-    ``retry-after``, timeouts, typed errors and the parsed ``ChatCompletion``.
-    """
-    from openai.types.chat import ChatCompletion
-
-    async def create(**params: Any) -> Any:
-        if params.get("stream"):  # streaming needs the SDK's stream plumbing
-            return await client.chat.completions.create(**params)
-        options: dict[str, Any] = {}
-        for name, option in (
-            ("extra_headers", "headers"),
-            ("extra_query", "params"),
-            ("extra_body", "extra_json"),
-            ("timeout", "timeout"),
-        ):
-            if name in params:
-                options[option] = params.pop(name)
-        return await client.post(
-            "/chat/completions", body=params, cast_to=ChatCompletion, options=options
-        )
-
-    return create
-
-
-def metered(call: RawCreate, metrics: Metrics) -> RawCreate:
-    """Time every model call, count its tokens, and count re-asks.
-
-    Wrapping the raw SDK call that instructor patches sees each attempt, re-asks included,
-    at no cost per call; instructor's own hooks inspect every handler's signature on every
-    event. Transport retries happen inside ``call`` and are one call here.
-    """
-
-    @functools.wraps(call)
-    async def create(*args: Any, **kwargs: Any) -> Any:
-        calls = _calls.get()
-        if calls is not None:
-            calls[0] += 1
-            if calls[0] > 1:
-                metrics.validation_retries_c.inc()
-        started = time.perf_counter()
-        try:
-            response = await call(*args, **kwargs)
-        finally:
-            metrics.llm_duration_h.observe(time.perf_counter() - started)
-        count_tokens(response, metrics)
-        return response
-
-    return create
-
-
-def count_tokens(response: Any, metrics: Metrics) -> None:
-    usage = getattr(response, "usage", None) or getattr(response, "usage_metadata", None)
-    if usage is None:
-        return
-    prompt = _first_int(usage, ("prompt_tokens", "input_tokens", "prompt_token_count"))
-    completion = _first_int(usage, ("completion_tokens", "output_tokens", "candidates_token_count"))
-    if prompt:
-        metrics.prompt_tokens_c.inc(prompt)
-    if completion:
-        metrics.completion_tokens_c.inc(completion)
-
-
-@contextlib.contextmanager
-def request_scope() -> Iterator[None]:
-    """Count the model calls of one request, so calls after the first count as re-asks."""
-    token = _calls.set([0])
-    try:
-        yield
-    finally:
-        _calls.reset(token)
-
-
-class LLM:
-    """The shared client plus the per-call settings."""
-
-    def __init__(self, model: ModelConfig, metrics: Metrics, max_in_flight: int = 100) -> None:
-        self.model = model
-        self.metrics = metrics
-        pool = max(16, max_in_flight + 8)
-        self.client = build_instructor(model, metrics, pool)
-        memoize_async_validator_check()
-        self.extra: dict[str, Any] = {}
-        if model.temperature is not None:
-            self.extra["temperature"] = model.temperature
-        if model.max_tokens is not None:
-            self.extra["max_tokens"] = model.max_tokens
-        elif model.provider == "anthropic":
-            self.extra["max_tokens"] = 4096  # anthropic refuses a call without it
-
-    async def aclose(self) -> None:
-        inner = getattr(self.client, "client", None)
-        close = getattr(inner, "close", None)
-        if close is not None:
-            result = close()
-            if hasattr(result, "__await__"):
-                await result
-
-    async def complete(
-        self, messages: Sequence[dict[str, Any]], response_model: type[BaseModel]
-    ) -> BaseModel:
-        try:
-            with request_scope():
-                result = await self.client.chat.completions.create(
-                    model=self.model.name,
-                    messages=list(messages),
-                    response_model=response_model,
-                    max_retries=self.model.max_retries,
-                    **self.extra,
-                )
-        except Exception as exc:
-            raise classify(exc) from exc
-        assert isinstance(result, BaseModel)
-        return result
-
-
-def prepared_response_model(model: type[BaseModel]) -> type[BaseModel]:
-    """Wrap the output model for instructor once, at start-up.
-
-    instructor wraps a plain model into a new ResponseSchema subclass on every call, which
-    also defeats its cache of the tool schema: about a third of the runtime's CPU per call
-    in a profile. A model that already is a ResponseSchema is used as is.
-    """
-    try:
-        from instructor.v2.core.function_calls import response_schema
-    except ImportError:  # a future instructor without this helper: correct, only slower
-        return model
-    wrapped: type[BaseModel] = response_schema(model)
-    return wrapped
-
-
-def memoize_async_validator_check() -> None:
-    """Run instructor's "no async validators" walk once per response model class.
-
-    instructor walks every attribute of the model's whole MRO (pydantic's BaseModel included)
-    seven times per call to refuse async validators; for a class that passed once the answer
-    cannot change, and the walk was the largest single CPU cost left in a profile. Classes
-    that passed are remembered weakly; anything else takes the original path.
-    """
-    try:
-        from instructor.v2.validation import async_validators as module
-    except ImportError:
-        return
-    original = module.reject_async_validators
-    if getattr(original, "_atomic_memoized", False):
-        return
-    passed: weakref.WeakSet[type] = weakref.WeakSet()
-
-    def reject_async_validators(response_model: Any) -> None:
-        if isinstance(response_model, type):
-            try:
-                if response_model in passed:
-                    return
-            except TypeError:
-                pass
-        original(response_model)
-        if isinstance(response_model, type):
-            with contextlib.suppress(TypeError):
-                passed.add(response_model)
-
-    reject_async_validators._atomic_memoized = True  # type: ignore[attr-defined]
-    # Modules that imported the function by name at import time (instructor.v2.core.patch)
-    # hold the original; rebind it there too.
-    for name, loaded in list(sys.modules.items()):
-        if name.startswith("instructor") and getattr(
-                loaded, "reject_async_validators", None) is original:
-            loaded.reject_async_validators = reject_async_validators  # type: ignore[attr-defined]
-
-
-def _first_int(obj: Any, names: tuple[str, ...]) -> int:
-    for name in names:
-        value = getattr(obj, name, None)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    return 0
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    seen: list[BaseException] = []
-    cur: BaseException | None = exc
-    while cur is not None and cur not in seen:
-        seen.append(cur)
-        cur = cur.__cause__ or cur.__context__
-    return seen
-
-
-def _retry_after(exc: BaseException) -> float | None:
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    if headers is None:
-        return None
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        raw = headers.get(name)
-        if raw:
-            try:
-                return float(raw) * scale
-            except ValueError:
-                continue
-    return None
+    validation = (
+        *_VALIDATION_TYPES,
+        InstructorValidationError,
+        ResponseParsingError,
+        AsyncValidationError,
+        IncompleteOutputException,
+    )
+    return validation, InstructorRetryException
 
 
 def _validation_details(exc: BaseException) -> tuple[dict[str, str], ...]:
@@ -430,62 +290,77 @@ def _validation_details(exc: BaseException) -> tuple[dict[str, str], ...]:
     return ({"path": "$", "message": str(exc)[:300]},)
 
 
-def classify(exc: BaseException) -> LLMCallError:
-    """Map whatever the SDK stack raised to one reason the API and the metrics share."""
-    if isinstance(exc, LLMCallError):
-        return exc
-    chain = _chain(exc)
-    attempts = getattr(exc, "n_attempts", None)
-    if any(isinstance(err, ConnectionError) for err in chain):
-        # refused/reset: the aiohttp transport reports a refused connect as a ConnectTimeout
-        return LLMCallError("connection", "the model provider is unreachable", attempts=attempts)
+def classify(exc: BaseException, scope: RequestScope | None = None) -> LLMCallError:
+    """Map whatever the instructor/SDK stack raised to one reason the API and metrics share.
+
+    Transport failures were already classified by `Transport` (an `LLMCallError` in the
+    chain); what is left is validation after the re-asks, or a bug.
+    """
+    attempts = scope.attempts if scope is not None else None
+    chain = exception_chain(exc)
     for err in chain:
-        name = type(err).__name__
-        status = getattr(err, "status_code", None)
-        if not isinstance(status, int):
-            status = getattr(getattr(err, "response", None), "status_code", None)
-        if "Timeout" in name or isinstance(err, TimeoutError):
-            return LLMCallError(
-                "timeout", "the model provider did not answer in time", None, attempts=attempts
-            )
-        if status == 429 or "RateLimit" in name:
-            return LLMCallError(
-                "rate_limit",
-                "the model provider is rate-limiting this agent",
-                429,
-                retry_after=_retry_after(err),
-                attempts=attempts,
-            )
-        if isinstance(status, int) and status >= 500:
-            return LLMCallError(
-                "upstream_5xx",
-                f"the model provider failed with HTTP {status}",
-                status,
-                retry_after=_retry_after(err),
-                attempts=attempts,
-            )
-        if isinstance(status, int) and 400 <= status < 500:
-            return LLMCallError(
-                "upstream_4xx",
-                f"the model provider refused the call (HTTP {status})",
-                status,
-                attempts=attempts,
-            )
-        if "Connection" in name or isinstance(err, ConnectionError):
-            return LLMCallError(
-                "connection", "the model provider is unreachable", attempts=attempts
-            )
+        if isinstance(err, LLMCallError):
+            if attempts:
+                err.attempts = attempts
+            return err
+    validation, retry_exception = _instructor_types()
     for err in chain:
-        if isinstance(err, ValidationError | json.JSONDecodeError) or type(err).__name__ in (
-            "ResponseParsingError",
-            "AsyncValidationError",
-            "IncompleteOutputException",
-        ):
+        if isinstance(err, validation):
+            tries = getattr(exc, "n_attempts", None) if isinstance(exc, retry_exception) else None
             return LLMCallError(
                 "validation",
                 "the model's output did not match the output schema after "
-                f"{attempts or 1} attempt(s)",
+                f"{tries or 1} attempt(s)",
                 attempts=attempts,
                 details=_validation_details(err),
             )
     return LLMCallError("other", f"model call failed ({type(exc).__name__})", attempts=attempts)
+
+
+class LLM:
+    """The shared client plus the per-call settings."""
+
+    def __init__(self, model: ModelConfig, metrics: Metrics, max_in_flight: int = 100) -> None:
+        self.model = model
+        self.metrics = metrics
+        pool = max(16, max_in_flight + 8)
+        self.client = build_instructor(model, metrics, pool)
+        memoize_async_validator_check()
+        self.extra: dict[str, Any] = {}
+        native_anthropic = model.provider == "anthropic" and uses_native_sdk("anthropic")
+        if model.temperature is not None and native_anthropic:
+            # anthropic's SDK (2.x) no longer takes it as a parameter; the API still does
+            self.extra["extra_body"] = {"temperature": model.temperature}
+        elif model.temperature is not None:
+            self.extra["temperature"] = model.temperature
+        if model.max_tokens is not None:
+            self.extra["max_tokens"] = model.max_tokens
+        elif model.provider == "anthropic":
+            self.extra["max_tokens"] = 4096  # anthropic refuses a call without it
+
+    async def aclose(self) -> None:
+        inner = self.client.client
+        # google-genai closes its async side through .aio; the Stainless SDKs with close()
+        close = getattr(getattr(inner, "aio", None), "aclose", None) or getattr(
+            inner, "close", None)
+        if close is not None:
+            result = close()
+            if hasattr(result, "__await__"):
+                await result
+
+    async def complete(
+        self, messages: Sequence[dict[str, Any]], response_model: type[BaseModel]
+    ) -> BaseModel:
+        with request_scope() as scope:
+            try:
+                result = await self.client.chat.completions.create(
+                    model=self.model.name,
+                    messages=list(messages),
+                    response_model=response_model,
+                    max_retries=self.model.max_retries,
+                    **self.extra,
+                )
+            except Exception as exc:
+                raise classify(exc, scope) from exc
+        assert isinstance(result, BaseModel)
+        return result

@@ -193,7 +193,7 @@ class _Translator:
         required = set(schema.get("required") or [])
         taken: set[str] = set()
         fields: dict[str, Any] = {}
-        unset_if_null: list[str] = []
+        unset_if_null: list[tuple[str, str]] = []
         for prop, sub in props.items():
             py_name = _field_name(prop, taken)
             annotation = self.type_of(sub, _class_name(f"{name} {prop}"))
@@ -209,7 +209,7 @@ class _Translator:
                 info["json_schema_extra"] = _hide_null_default
                 fields[py_name] = (annotation | None, Field(default=None, **info))
                 if not _accepts_null(sub):
-                    unset_if_null.append(py_name)
+                    unset_if_null.append((py_name, prop))
         forbid = schema.get("additionalProperties") is False
         config = ConfigDict(
             populate_by_name=True,
@@ -218,7 +218,10 @@ class _Translator:
         )
         validators: dict[str, Any] = {}
         if unset_if_null:
-            validators["_null_means_absent"] = _null_means_absent(tuple(unset_if_null))
+            names, aliases = zip(*unset_if_null, strict=True)
+            validators["_null_means_absent"] = _null_means_absent(
+                names, aliases, frozenset(props)
+            )
         if validator is not None:
             validators["_check_against_json_schema"] = _schema_check(validator)
         model = create_model(
@@ -262,14 +265,24 @@ def _hide_null_default(field_schema: dict[str, Any]) -> None:
         del field_schema["default"]
 
 
-def _null_means_absent(names: tuple[str, ...]) -> Any:
-    def unset(model: BaseModel) -> BaseModel:
-        for name in names:
-            if getattr(model, name) is None:
-                model.__pydantic_fields_set__.discard(name)
-        return model
+def _null_means_absent(
+    names: tuple[str, ...], aliases: tuple[str, ...], properties: frozenset[str]
+) -> Any:
+    """Drop null values of these fields before validation, so they end up unset, not None.
 
-    return model_validator(mode="after")(unset)
+    Done on the input (by alias and by name) rather than on the built model, so the field
+    is simply absent: ``exclude_unset`` dumps and the JSON Schema check see what a caller
+    who left it out would have sent.
+    """
+    # a Python name that is also another property's JSON name stays that property's
+    keys = frozenset(aliases) | (frozenset(names) - properties)
+
+    def drop(data: Any) -> Any:
+        if isinstance(data, dict) and not keys.isdisjoint(data):
+            return {k: v for k, v in data.items() if v is not None or k not in keys}
+        return data
+
+    return model_validator(mode="before")(drop)
 
 
 SCHEMA_CHECKED = {"json_schema_checked": True}

@@ -1,4 +1,10 @@
-"""A fake OpenAI chat-completions server on loopback: the only test double in the suite.
+"""A fake model provider on loopback: the only test double in the suite.
+
+It speaks three wire formats: OpenAI chat completions (``POST .../chat/completions``), the
+Anthropic Messages API (``POST /v1/messages``) and Gemini's ``generateContent``
+(``POST /v1beta/models/<model>:generateContent``), each with its own answer, usage and error
+shapes; knobs and scripted behaviours apply to all three. `ClosingServer` is a socket that
+accepts a request and closes without answering.
 
 It speaks the API the way instructor uses it: in tools mode it answers with a ``tool_calls``
 entry for the function it was offered, in JSON modes with a JSON message content built from
@@ -16,6 +22,7 @@ Knobs, all set through ``POST /_control`` (JSON) and read back with ``GET /_cont
 - ``script``: a list of behaviors consumed one per request before falling back to ``behavior``.
 - ``output``: a fixed object to answer with instead of the synthesized one.
 - ``retry_after_ms``: the value of ``retry-after-ms`` on 429s (default 10).
+- ``retry_after``: when set, 429s carry ``Retry-After: <seconds>`` instead (as Anthropic does).
 - ``reset``: true to clear script, counters and recorded requests first.
 
 ``GET /_control/requests`` returns the recorded request bodies (the last 200), and
@@ -27,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import re
 import socket
@@ -67,13 +75,16 @@ def synthesize(schema: Any, root: dict[str, Any], depth: int = 0) -> Any:
         return schema["default"]
     for key in ("anyOf", "oneOf"):
         if key in schema:
-            options = [o for o in schema[key] if o.get("type") != "null"] or schema[key]
+            options = [o for o in schema[key] if str(o.get("type")).lower() != "null"]
+            options = options or schema[key]
             return synthesize(options[0], root, depth + 1)
     if "allOf" in schema:
         return synthesize(schema["allOf"][0], root, depth + 1)
     kind = schema.get("type")
     if isinstance(kind, list):
-        kind = next((k for k in kind if k != "null"), "null")
+        kind = next((k for k in kind if k.lower() != "null"), "null")
+    if isinstance(kind, str):
+        kind = kind.lower()  # Gemini's Schema spells types in upper case
     if kind == "object" or "properties" in schema:
         props = schema.get("properties", {})
         return {name: synthesize(sub, root, depth + 1) for name, sub in props.items()}
@@ -149,6 +160,148 @@ def _break(value: Any, schema: dict[str, Any]) -> Any:
     return {"wrong": "type"}
 
 
+def _wire(path: str) -> str | None:
+    """Which provider's API a POST path belongs to."""
+    if path.endswith("/chat/completions"):
+        return "openai"
+    if path.endswith("/v1/messages"):
+        return "anthropic"
+    if path.endswith(":generateContent"):
+        return "gemini"
+    return None
+
+
+def _tokens(text: str) -> int:
+    return len(text) // 4 + 1
+
+
+def _openai_answer(body: dict[str, Any], mode: str, fn: str | None, text: str, n: int) -> Any:
+    message: dict[str, Any] = {"role": "assistant", "content": None}
+    finish = "stop"
+    if mode == "tools":
+        message["tool_calls"] = [
+            {"id": f"call_{n}", "type": "function", "function": {"name": fn, "arguments": text}}
+        ]
+        finish = "tool_calls"
+    else:
+        message["content"] = text
+    prompt = _tokens("".join(str(m.get("content") or "") for m in body.get("messages", [])))
+    return {
+        "id": f"chatcmpl-fake-{n}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body.get("model", "fake"),
+        "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
+        "usage": {
+            "prompt_tokens": prompt,
+            "completion_tokens": _tokens(text),
+            "total_tokens": prompt + _tokens(text),
+        },
+    }
+
+
+def _openai_error(status: int, text: str) -> Any:
+    kind = {429: "rate_limit_exceeded", 401: "invalid_api_key"}.get(status, "server_error")
+    return {"error": {"message": text, "type": kind, "code": kind}}
+
+
+def _anthropic_schema(body: dict[str, Any]) -> tuple[str, str | None, dict[str, Any]]:
+    """Messages API: tools carry ``input_schema``; JSON mode puts the schema in ``system``."""
+    tools = body.get("tools")
+    if tools:
+        choice = body.get("tool_choice") or {}
+        tool = next((t for t in tools if t.get("name") == choice.get("name")), tools[0])
+        return "tools", tool["name"], tool.get("input_schema", {})
+    system = body.get("system")
+    if isinstance(system, list):
+        system = " ".join(str(block.get("text", "")) for block in system)
+    return _schema_from_request({"messages": [{"content": system or ""}, *body["messages"]]})
+
+
+def _anthropic_answer(body: dict[str, Any], mode: str, fn: str | None, text: str, n: int) -> Any:
+    if mode == "tools":
+        try:
+            data = json.loads(text)
+        except ValueError:  # "malformed": a tool_use input is always an object on the wire
+            data = {"unparseable": text}
+        content = [{"type": "tool_use", "id": f"toolu_{n}", "name": fn, "input": data}]
+        stop = "tool_use"
+    else:
+        content = [{"type": "text", "text": text}]
+        stop = "end_turn"
+    return {
+        "id": f"msg_fake_{n}",
+        "type": "message",
+        "role": "assistant",
+        "model": body.get("model", "fake"),
+        "content": content,
+        "stop_reason": stop,
+        "stop_sequence": None,
+        "usage": {
+            "input_tokens": _tokens(json.dumps(body.get("messages"))),
+            "output_tokens": _tokens(text),
+        },
+    }
+
+
+def _anthropic_error(status: int, text: str) -> Any:
+    kind = {429: "rate_limit_error", 401: "authentication_error", 529: "overloaded_error"}
+    return {"type": "error", "error": {"type": kind.get(status, "api_error"), "message": text}}
+
+
+def _gemini_schema(body: dict[str, Any]) -> tuple[str, str | None, dict[str, Any]]:
+    """generateContent: functionDeclarations in tools, or a response schema in the config."""
+    for tool in body.get("tools") or []:
+        for fn in tool.get("functionDeclarations") or []:
+            schema = fn.get("parametersJsonSchema") or fn.get("parameters") or {}
+            return "tools", fn["name"], schema
+    config = body.get("generationConfig") or {}
+    schema = config.get("responseJsonSchema") or config.get("responseSchema")
+    if schema:
+        return "json", None, schema
+    texts = [part.get("text", "") for content in
+             [body.get("systemInstruction") or {}, *body.get("contents", [])]
+             for part in content.get("parts", [])]  # fmt: skip
+    return _schema_from_request({"messages": [{"content": t} for t in texts]})
+
+
+def _gemini_answer(body: dict[str, Any], mode: str, fn: str | None, text: str, n: int) -> Any:
+    if mode == "tools":
+        try:
+            args = json.loads(text)
+        except ValueError:  # "malformed": function-call args are always an object on the wire
+            args = {"unparseable": text}
+        part: dict[str, Any] = {"functionCall": {"name": fn, "args": args}}
+    else:
+        part = {"text": text}
+    prompt = _tokens(json.dumps(body.get("contents")))
+    return {
+        "candidates": [
+            {"content": {"role": "model", "parts": [part]}, "finishReason": "STOP", "index": 0}
+        ],
+        "usageMetadata": {
+            "promptTokenCount": prompt,
+            "candidatesTokenCount": _tokens(text),
+            "totalTokenCount": prompt + _tokens(text),
+        },
+        "modelVersion": "fake",
+        "responseId": f"fake-{n}",
+    }
+
+
+def _gemini_error(status: int, text: str) -> Any:
+    kind = {429: "RESOURCE_EXHAUSTED", 401: "UNAUTHENTICATED", 503: "UNAVAILABLE"}
+    return {"error": {"code": status, "message": text, "status": kind.get(status, "INTERNAL")}}
+
+
+WIRE_SCHEMAS = {"openai": _schema_from_request, "anthropic": _anthropic_schema,
+                "gemini": _gemini_schema}  # fmt: skip
+WIRE_ANSWERS = {"openai": _openai_answer, "anthropic": _anthropic_answer,
+                "gemini": _gemini_answer}  # fmt: skip
+WIRE_ERRORS = {"openai": _openai_error, "anthropic": _anthropic_error,
+               "gemini": _gemini_error}  # fmt: skip
+
+
 async def read_body(receive: Receive) -> bytes:
     """The whole request body of a raw ASGI request (also used by the benchmarks' bare app)."""
     body = b""
@@ -166,6 +319,7 @@ class FakeOpenAI:
         self.script: deque[str] = deque()
         self.output: Any = None
         self.retry_after_ms = 10
+        self.retry_after: int | None = None
         self.requests: deque[dict[str, Any]] = deque(maxlen=200)
         self.counts: dict[str, int] = {}
         self.in_flight = 0
@@ -184,6 +338,8 @@ class FakeOpenAI:
             self.output = knobs["output"]
         if "retry_after_ms" in knobs:
             self.retry_after_ms = int(knobs["retry_after_ms"])
+        if "retry_after" in knobs:
+            self.retry_after = None if knobs["retry_after"] is None else int(knobs["retry_after"])
 
     def state(self) -> dict[str, Any]:
         return {
@@ -213,10 +369,11 @@ class FakeOpenAI:
             await self._send(send, 200, self.state())
         elif path == "/_control/requests":
             await self._send(send, 200, list(self.requests))
-        elif path.endswith("/chat/completions") and method == "POST":
+        elif method == "POST" and (wire := _wire(path)) is not None:
             headers = dict(scope["headers"])
-            auth = headers.get(b"authorization", b"").decode("latin-1")
-            await self._completion(json.loads(body), send, auth)
+            auth = (headers.get(b"authorization") or headers.get(b"x-api-key")
+                    or headers.get(b"x-goog-api-key") or b"").decode("latin-1")  # fmt: skip
+            await self._completion(json.loads(body), send, auth, wire)
         elif path.endswith("/models"):
             await self._send(
                 send, 200, {"object": "list", "data": [{"id": "fake", "object": "model"}]}
@@ -226,7 +383,9 @@ class FakeOpenAI:
                 send, 404, {"error": {"message": "not found", "type": "invalid_request_error"}}
             )
 
-    async def _completion(self, body: dict[str, Any], send: Send, auth: str = "") -> None:
+    async def _completion(
+        self, body: dict[str, Any], send: Send, auth: str = "", wire: str = "openai"
+    ) -> None:
         self.requests.append(body)
         behavior = self.script.popleft() if self.script else self.behavior
         self.counts[behavior] = self.counts.get(behavior, 0) + 1
@@ -240,24 +399,17 @@ class FakeOpenAI:
             match = re.fullmatch(r"status:(\d{3})", behavior)
             if match:
                 status = int(match.group(1))
-                headers = (
-                    [(b"retry-after-ms", str(self.retry_after_ms).encode())]
-                    if status == 429
-                    else []
-                )
-                kind = "rate_limit_exceeded" if status == 429 else "server_error"
+                headers: list[tuple[bytes, bytes]] = []
+                if status == 429 and self.retry_after is not None:
+                    headers = [(b"retry-after", str(self.retry_after).encode())]
+                elif status == 429:
+                    headers = [(b"retry-after-ms", str(self.retry_after_ms).encode())]
                 text = f"fake {status}"
                 if status == 401:  # like real providers, echo (part of) the key back
-                    kind = "invalid_api_key"
                     text = f"Incorrect API key provided: {auth.removeprefix('Bearer ')}"
-                await self._send(
-                    send,
-                    status,
-                    {"error": {"message": text, "type": kind, "code": kind}},
-                    headers,
-                )
+                await self._send(send, status, WIRE_ERRORS[wire](status, text), headers)
                 return
-            mode, fn_name, schema = _schema_from_request(body)
+            mode, fn_name, schema = WIRE_SCHEMAS[wire](body)
             value = self.output if self.output is not None else synthesize(schema, schema)
             if behavior == "invalid":
                 text = json.dumps(_break(value, schema))
@@ -265,40 +417,8 @@ class FakeOpenAI:
                 text = '{"this is": not json'
             else:
                 text = json.dumps(value)
-            message: dict[str, Any] = {"role": "assistant", "content": None}
-            finish = "stop"
-            if mode == "tools":
-                message["tool_calls"] = [
-                    {
-                        "id": f"call_{len(self.requests)}",
-                        "type": "function",
-                        "function": {"name": fn_name, "arguments": text},
-                    }
-                ]
-                finish = "tool_calls"
-            else:
-                message["content"] = text
-            prompt_tokens = (
-                sum(len(str(m.get("content") or "")) for m in body.get("messages", [])) // 4 + 1
-            )
-            await self._send(
-                send,
-                200,
-                {
-                    "id": f"chatcmpl-fake-{len(self.requests)}",
-                    "object": "chat.completion",
-                    "created": int(time.time()),
-                    "model": body.get("model", "fake"),
-                    "choices": [
-                        {"index": 0, "message": message, "finish_reason": finish, "logprobs": None}
-                    ],
-                    "usage": {
-                        "prompt_tokens": prompt_tokens,
-                        "completion_tokens": len(text) // 4 + 1,
-                        "total_tokens": prompt_tokens + len(text) // 4 + 1,
-                    },
-                },
-            )
+            answer = WIRE_ANSWERS[wire](body, mode, fn_name, text, len(self.requests))
+            await self._send(send, 200, answer)
         finally:
             self.in_flight -= 1
 
@@ -366,6 +486,49 @@ class FakeServerThread:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+class ClosingServer:
+    """A provider that reads each request and closes the connection without answering.
+
+    A plain socket on loopback (an ASGI app cannot drop a connection silently). ``accepted``
+    counts the requests it dropped, so a test can see the client's transport retries.
+    """
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.sock.getsockname()[1]
+        self.accepted = 0
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:  # closed by __exit__
+                return
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                self.accepted += 1
+
+    def __enter__(self) -> ClosingServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+        self.sock.close()
+        self.thread.join(timeout=5)
 
 
 def main() -> None:

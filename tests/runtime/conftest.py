@@ -156,7 +156,7 @@ class Runtime:
         }
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 45, ready: bool = True) -> Runtime:
+    def start(self, timeout: float = 60, ready: bool = True) -> Runtime:
         """Start and wait for /readyz (or only /healthz with ``ready=False``)."""
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
 import httpx
+import pytest
+
+from tests.fakes.openai_server import ClosingServer
 
 from .conftest import VALID_INPUT, Fake, Runtime, make_config, metric_value
 
@@ -110,3 +114,120 @@ def test_upstream_unreachable_is_502(spawn: Any) -> None:
     response = run(rt)
     assert response.status_code == 502
     assert response.json()["error"]["type"] == "upstream_unreachable"
+
+
+def failure_lines(runtime: Runtime, request_id: str) -> list[dict[str, Any]]:
+    lines = [json.loads(line) for line in runtime.logs().splitlines() if line.startswith("{")]
+    return [x for x in lines if x.get("request_id") == request_id and x["msg"] == "llm call failed"]
+
+
+def test_retry_after_past_the_deadline_is_answered_at_once(runtime: Runtime, fake: Fake) -> None:
+    """A provider asking for 30 s when the request has 2 s left: no sleep, an immediate 503
+    carrying the provider's Retry-After, the error metric and one log line."""
+    before = metric_value(runtime.metrics(), "agent_llm_errors_total", agent="planner",
+                          reason="rate_limit")  # fmt: skip
+    fake.control(behavior="status:429", retry_after=30)
+    started = time.monotonic()
+    response = httpx.post(f"{runtime.url}/run", json=VALID_INPUT, timeout=15,
+                          headers={"x-request-id": "slow-provider-1"})  # fmt: skip
+    assert time.monotonic() - started < 1.0  # not the 2 s deadline, not the 30 s
+    assert response.status_code == 503
+    assert response.json()["error"]["type"] == "upstream_rate_limited"
+    assert response.headers["retry-after"] == "30"
+    assert len(fake.requests()) == 1
+    after = metric_value(runtime.metrics(), "agent_llm_errors_total", agent="planner",
+                         reason="rate_limit")  # fmt: skip
+    assert after - before == 1
+    [line] = failure_lines(runtime, "slow-provider-1")
+    assert line["reason"] == "rate_limit" and line["upstream_status"] == 429
+    assert line["attempts"] == 1
+
+
+def test_retry_after_within_the_deadline_is_waited_for(fake: Fake, spawn: Any) -> None:
+    rt = spawn(make_config(fake.base_url, requestTimeoutSeconds=5))
+    fake.control(script=["status:429"], retry_after=1)
+    started = time.monotonic()
+    assert run(rt).status_code == 200
+    assert 0.9 < time.monotonic() - started < 3
+    assert len(fake.requests()) == 2
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+def test_upstream_closing_the_connection_is_502_on_both_transports(
+    spawn: Any, transport: str
+) -> None:
+    """A provider that drops the connection unanswered: 502 upstream_closed after the bounded
+    retries, the same on both HTTP transports, never a timeout."""
+    with ClosingServer() as closing:
+        rt = spawn(make_config(closing.base_url, model={"maxRetries": 1}),
+                   env={"ATOMIC_AGENT_HTTP_CLIENT": transport})  # fmt: skip
+        started = time.monotonic()
+        response = httpx.post(f"{rt.url}/run", json=VALID_INPUT, timeout=15,
+                              headers={"x-request-id": f"closed-{transport}"})  # fmt: skip
+        elapsed = time.monotonic() - started
+        accepted = closing.accepted
+    assert response.status_code == 502, response.text
+    assert response.json()["error"]["type"] == "upstream_closed"
+    assert elapsed < 1.9  # well inside the 2 s deadline: no timeout involved
+    assert accepted == 2  # 1 + maxRetries
+    text = rt.metrics()
+    assert metric_value(text, "agent_llm_errors_total", agent="planner", reason="closed") == 1
+    assert not metric_value(text, "agent_llm_errors_total", agent="planner", reason="timeout")
+    [line] = failure_lines(rt, f"closed-{transport}")
+    assert line["reason"] == "closed" and line["attempts"] == 2
+
+
+def test_attempts_count_transport_retries_and_reasks(runtime: Runtime, fake: Fake) -> None:
+    """The log's attempts is every HTTP call for the request: here one transport retry of a
+    503, then three answers that break the schema (maxRetries 2 re-asks)."""
+    fake.control(script=["status:503", "invalid", "invalid", "invalid"], retry_after_ms=10)
+    response = httpx.post(f"{runtime.url}/run", json=VALID_INPUT, timeout=15,
+                          headers={"x-request-id": "attempts-1"})  # fmt: skip
+    assert response.status_code == 502
+    assert response.json()["error"]["type"] == "invalid_model_output"
+    assert len(fake.requests()) == 4
+    [line] = failure_lines(runtime, "attempts-1")
+    assert line["reason"] == "validation" and line["attempts"] == 4
+    fake.control(reset=True, behavior="status:429", retry_after_ms=10)
+    httpx.post(f"{runtime.url}/run", json=VALID_INPUT, timeout=15,
+               headers={"x-request-id": "attempts-2"})  # fmt: skip
+    [line] = failure_lines(runtime, "attempts-2")
+    assert line["reason"] == "rate_limit" and line["attempts"] == 3  # 1 + 2 transport retries
+
+
+BIG_ANSWER = {"title": "x" * (1 << 20), "steps": [{"order": 1, "text": "a"}], "risk": "low"}
+
+
+def test_an_answer_over_the_default_cap_is_refused(runtime: Runtime, fake: Fake) -> None:
+    """A 1 MiB title: over the default 1 MiB cap on the model's answer, refused and counted."""
+    before = metric_value(runtime.metrics(), "agent_llm_errors_total", agent="planner",
+                          reason="output_too_large")  # fmt: skip
+    fake.control(output=BIG_ANSWER)
+    response = run(runtime)
+    assert response.status_code == 502
+    error = response.json()["error"]
+    assert error["type"] == "model_output_too_large"
+    assert "ATOMIC_AGENT_MAX_OUTPUT_BYTES" in error["message"]
+    assert len(fake.requests()) == 1  # refused, not re-asked
+    after = metric_value(runtime.metrics(), "agent_llm_errors_total", agent="planner",
+                         reason="output_too_large")  # fmt: skip
+    assert after - before == 1
+    assert len(response.content) < 1000
+
+
+def test_the_output_cap_is_a_setting(fake: Fake, spawn: Any) -> None:
+    rt = spawn(make_config(fake.base_url), env={"ATOMIC_AGENT_MAX_OUTPUT_BYTES": "2000"})
+    fake.control(output={**BIG_ANSWER, "title": "x" * 1500})
+    assert run(rt).status_code == 200  # 1.5 kB of answer fits in 2000 bytes
+    fake.control(output={**BIG_ANSWER, "title": "x" * 2500})
+    response = run(rt)
+    assert response.status_code == 502
+    assert response.json()["error"]["type"] == "model_output_too_large"
+
+
+def test_a_bad_output_cap_is_one_clear_line_and_exit_2(fake: Fake, tmp_path: Any) -> None:
+    rt = Runtime(make_config(fake.base_url), tmp_path, {"ATOMIC_AGENT_MAX_OUTPUT_BYTES": "lots"})
+    with pytest.raises(RuntimeError, match="runtime exited with 2"):
+        rt.start()
+    assert "ATOMIC_AGENT_MAX_OUTPUT_BYTES must be a positive integer, got 'lots'" in rt.logs()
+    assert "Traceback" not in rt.logs()
