@@ -14,8 +14,24 @@ import math
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Protocol
 
-from .metrics import Metrics
+from prometheus_client import Gauge
+
+
+class AdmissionMetrics(Protocol):
+    """Where admission publishes its gauges: an agent's Metrics or a pipeline runner's."""
+
+    @property
+    def agent(self) -> str: ...
+    @property
+    def max_concurrency(self) -> Gauge: ...
+    @property
+    def queue_capacity(self) -> Gauge: ...
+    @property
+    def inflight_g(self) -> Gauge: ...
+    @property
+    def queued_g(self) -> Gauge: ...
 
 
 class OverloadedError(Exception):
@@ -25,7 +41,7 @@ class OverloadedError(Exception):
 
 
 class Admission:
-    def __init__(self, max_in_flight: int, queue_size: int, metrics: Metrics) -> None:
+    def __init__(self, max_in_flight: int, queue_size: int, metrics: AdmissionMetrics) -> None:
         self.max_in_flight = max_in_flight
         self.queue_size = queue_size
         self.in_flight = 0

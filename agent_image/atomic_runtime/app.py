@@ -16,14 +16,16 @@ import asyncio
 import hmac
 import json
 import logging
+import os
 import re
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Protocol
 
 from jsonschema import Draft202012Validator
 from pydantic import BaseModel, ValidationError
@@ -325,6 +327,24 @@ class RunHandler:
         return error(status, kind, failure.message, list(failure.details) or None, retry_after)
 
 
+POD_NAME = os.environ.get("ATOMIC_AGENT_POD_NAME") or socket.gethostname()
+
+
+def replica_of(scope: Scope) -> bytes:
+    """`<pod>@<address>:<port>` of this process, for callers' traces (a pipeline runner
+    records which replica answered each call, which a Service hides from it)."""
+    server = scope.get("server")
+    address = f"@{server[0]}:{server[1]}" if server else ""
+    return f"{POD_NAME}{address}".encode()
+
+
+class EdgeMetrics(Protocol):
+    """What the edge counts: an agent's Metrics, or a pipeline runner's."""
+
+    def count_request(self, status: int) -> None: ...
+    def client_timeout(self, phase: str) -> None: ...
+
+
 class Edge:
     """The outermost layer: request ids, and one envelope, count and log line per error.
 
@@ -334,7 +354,7 @@ class Edge:
     connection), never uvicorn's text/plain 500 with a bare traceback.
     """
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: EdgeMetrics) -> None:
         self.app = app
         self.metrics = metrics
 
@@ -351,13 +371,14 @@ class Edge:
         rid = rid or uuid.uuid4().hex
         token = request_id.set(rid)
         header = (b"x-request-id", rid.encode())
+        replica = (b"x-atomic-replica", replica_of(scope))
         status = 0
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), header]
+                message["headers"] = [*message.get("headers", []), header, replica]
             await send(message)
 
         try:

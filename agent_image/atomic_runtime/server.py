@@ -19,13 +19,13 @@ import asyncio
 import gc
 import logging
 import sys
-from typing import Any
+from typing import Any, Protocol
 
 import uvicorn
 
 from .app import RuntimeState, create_app
 from .compat.uvicorn import HeadLimits, http_protocol, request_exit, signal_hooked_server
-from .config import AgentConfig, describe_error, load_config
+from .config import describe_error, load_config
 from .llm import api_key
 from .logs import configure_logging
 from .settings import ServerSettings, SettingsError, load_settings
@@ -70,7 +70,14 @@ class Drain:
         self.cut_uploads()
 
 
-def uvicorn_config(app: Any, config: AgentConfig, settings: ServerSettings) -> uvicorn.Config:
+class HasDeadline(Protocol):
+    """An agent's or a pipeline runner's config: the drain waits out one request deadline."""
+
+    @property
+    def request_timeout_seconds(self) -> float: ...
+
+
+def uvicorn_config(app: Any, config: HasDeadline, settings: ServerSettings) -> uvicorn.Config:
     edge = app.state.edge
     limits = HeadLimits(settings.header_timeout_seconds, settings.max_header_bytes)
     return uvicorn.Config(

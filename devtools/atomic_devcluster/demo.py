@@ -47,6 +47,12 @@ DEMO_INPUTS: dict[str, dict[str, Any]] = {
     "content-analyzer": {"content": "Our checkout page loads in 9 seconds on mobile and "
                                     "half the users leave before paying.",
                          "analysis_type": "recommendations"},
+    "sentiment-analyzer": {"text": "The new checkout is fast and the support team was kind."},
+    "report-writer": {"summary": "Checkout is slow on mobile.",
+                      "recommendations": ["Compress the images", "Defer the chat widget"]},
+    "analysis-to-tasks": {"content": "Our checkout page loads in 9 seconds on mobile and "
+                                     "half the users leave before paying."},
+    "parallel-review": {"content": "The new checkout is fast, but the receipts are late."},
 }
 
 
@@ -149,7 +155,8 @@ def _kubectl(kubeconfig: Path | None, *args: str, input_text: str | None = None)
 
 
 async def call_each(cp: ControlPlane, agents: list[dict[str, Any]]) -> bool:
-    """One call per agent through its Service; prints output and time. True if all answered."""
+    """One call per agent or pipeline through its Service; prints output and time. True if
+    all answered."""
     ca = (cp.workdir / "certs" / "apiserver.crt").read_bytes() if cp.workdir else None
     client = KubeClient.connect(cp.server, token=cp.token, ca_data=ca, limit=4)
     ok = True
@@ -157,7 +164,9 @@ async def call_each(cp: ControlPlane, agents: list[dict[str, Any]]) -> bool:
         for agent in agents:
             name = agent["metadata"]["name"]
             payload = demo_input(name, agent)
-            print(f"$ atomicctl call agent/{name} --input '{json.dumps(payload)}'", flush=True)
+            kind = "pipeline" if agent.get("kind") == "AtomicPipeline" else "agent"
+            print(f"$ atomicctl call {kind}/{name} --input '{json.dumps(payload)}'",
+                  flush=True)
             try:
                 result = await call_service(client, "default", name, payload,
                                             proxy=cp.proxy_url)
@@ -196,6 +205,10 @@ def run(args: argparse.Namespace) -> int:
         _kubectl(kubeconfig, "wait", "--for=condition=Ready", "--timeout=180s",
                  "atomicagent", "--all")
         print(f"\nall agents Ready {time.monotonic() - started:.1f} s after apply:\n")
+        if any(d.get("kind") == "AtomicPipeline" for d in docs):
+            _kubectl(kubeconfig, "wait", "--for=condition=Ready", "--timeout=120s",
+                     "atomicpipeline", "--all")
+            print(f"all pipelines Ready {time.monotonic() - started:.1f} s after apply\n")
         print("$ kubectl get atomic")
         print(_kubectl(kubeconfig, "get", "atomic"))
         print("$ kubectl get pods -o wide -l app.kubernetes.io/managed-by=atomic-operator")
@@ -203,8 +216,8 @@ def run(args: argparse.Namespace) -> int:
                        "app.kubernetes.io/managed-by=atomic-operator"), flush=True)
         answered = True
         if cp is not None:
-            agents = [d for d in docs if d.get("kind") == "AtomicAgent"]
-            answered = asyncio.run(call_each(cp, agents))
+            targets = [d for d in docs if d.get("kind") in ("AtomicAgent", "AtomicPipeline")]
+            answered = asyncio.run(call_each(cp, targets))
         if args.exit:
             return 0 if answered else 1
         if cp is not None:

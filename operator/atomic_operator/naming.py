@@ -12,6 +12,7 @@ CONFIG_HASH_ANNOTATION = f"{GROUP}/config-hash"
 MANAGED_SELECTOR = {"app.kubernetes.io/managed-by": MANAGED_BY}
 
 CONFIG_KEY = "agent.json"
+RUNNER_CONFIG_KEY = "pipeline.json"
 CONFIG_DIR = "/etc/atomic-agent"
 # Two sibling mounts: a volume cannot be mounted inside a read-only ConfigMap volume.
 CONFIG_MOUNT = f"{CONFIG_DIR}/config"
@@ -45,3 +46,18 @@ def agent_selector(name: str) -> dict[str, str]:
 
 def config_map_name(agent: str) -> str:
     return f"{agent}-config"
+
+
+def pipeline_labels(name: str) -> dict[str, str]:
+    """Labels on every child of a pipeline (its runner); the last one is the pod selector."""
+    return {
+        "app.kubernetes.io/name": "atomic-pipeline",
+        "app.kubernetes.io/instance": name,
+        "app.kubernetes.io/component": "pipeline",
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        PIPELINE_LABEL: name,
+    }
+
+
+def pipeline_selector(name: str) -> dict[str, str]:
+    return {PIPELINE_LABEL: name}

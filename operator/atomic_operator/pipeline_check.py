@@ -9,36 +9,31 @@ not fit. Producing the schemas (reading AtomicAgents) is the caller's job.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from atomic_operator.api.pipeline import REFERENCE, AtomicPipeline, InputBinding, PipelineStep
+from atomic_operator.api.pipeline import AtomicPipeline, InputBinding, PipelineStep
 from atomic_operator.checks import check_schema
+from atomic_operator.pipeline_graph import (
+    AgentSchemas,
+    PipelineCheck,
+    Reference,
+    dependencies,
+    parse_reference,
+    references_of,
+    template_parts,
+    waves,
+)
 from atomic_operator.problems import SpecProblem
 from atomic_operator.schema_fit import Schema, fits, resolve_ref
 
-PLACEHOLDER = re.compile(r"\$\{([^}]+)\}")
-WELL_FORMED = re.compile(REFERENCE)
+__all__ = ["AgentSchemas", "PipelineCheck", "Reference", "check_pipeline", "dependencies",
+           "parse_reference", "template_parts", "waves"]
+"""The graph's pieces are re-exported: callers of the check need nothing else."""
 
-
-@dataclass(frozen=True)
-class AgentSchemas:
-    """What the pipeline needs to know of one AtomicAgent."""
-
-    input: dict[str, Any] | None
-    output: dict[str, Any] | None
-
-
-@dataclass
-class PipelineCheck:
-    """The outcome: problems (empty when every edge fits) and the resolved graph."""
-
-    problems: list[SpecProblem] = field(default_factory=list)
-    waves: list[list[str]] = field(default_factory=list)
-    unresolved_agents: list[str] = field(default_factory=list)
-    """Agents that are missing or declare no schemas: their edges could not be checked."""
+STEP_FIELD = re.compile(r"spec\.steps\[(\d+)\]")
 
 
 @dataclass(frozen=True)
@@ -51,45 +46,6 @@ class _Value:
 
 NO_ITEM = _Value(False, False, False)
 """Stands for "this step has no forEach", as opposed to None: "the element is unknown"."""
-
-
-def references_of(binding: InputBinding) -> list[str]:
-    if binding.from_ is not None:
-        return [binding.from_]
-    if binding.template is not None:
-        return [m.strip() for m in PLACEHOLDER.findall(binding.template)]
-    return []
-
-
-def _step_of(reference: str) -> str | None:
-    parts = reference.split(".")
-    return parts[1] if parts[0] == "steps" and len(parts) > 1 else None
-
-
-def dependencies(step: PipelineStep) -> set[str]:
-    """dependsOn plus every step a binding or forEach reads from."""
-    found = set(step.depends_on)
-    for binding in step.input.values():
-        found |= {s for r in references_of(binding) if (s := _step_of(r))}
-    if step.for_each and (s := _step_of(step.for_each)):
-        found.add(s)
-    return found
-
-
-def waves(steps: list[PipelineStep]) -> tuple[list[list[str]], list[str]]:
-    """Steps layered so each wave depends only on earlier ones; and the steps in a cycle."""
-    pending = {s.name: dependencies(s) & {t.name for t in steps} for s in steps}
-    done: set[str] = set()
-    layers: list[list[str]] = []
-    while pending:
-        ready = sorted(n for n, deps in pending.items() if deps <= done)
-        if not ready:
-            return layers, sorted(pending)
-        layers.append(ready)
-        done |= set(ready)
-        for name in ready:
-            del pending[name]
-    return layers, []
 
 
 def check_pipeline(pipeline: AtomicPipeline, agents: dict[str, AgentSchemas]) -> PipelineCheck:
@@ -107,6 +63,10 @@ class _Checker:
         self.result = PipelineCheck()
 
     def problem(self, where: str, reason: str, message: str) -> None:
+        """Record a problem; one inside a step also names the step, not only its index."""
+        located = STEP_FIELD.match(where)
+        if located and int(located.group(1)) < len(self.spec.steps):
+            message = f"step {self.spec.steps[int(located.group(1))].name}: {message}"
         self.result.problems.append(SpecProblem(where, reason, message))
 
     def run(self) -> PipelineCheck:
@@ -118,7 +78,10 @@ class _Checker:
                          f"steps {', '.join(cycle)} depend on each other in a cycle")
         for step in self.spec.steps:
             self.check_step(step)
-        self.resolve(self.spec.output.from_, "spec.output.from", item=NO_ITEM)
+        output = self.resolve(self.spec.output.from_, "spec.output.from", item=NO_ITEM)
+        if output is not None and isinstance(output.schema, dict):
+            defs = output.root.get("$defs") if isinstance(output.root, dict) else None
+            self.result.output_schema = {**output.schema, **({"$defs": defs} if defs else {})}
         return self.result
 
     # -- values ------------------------------------------------------------------------
@@ -139,9 +102,11 @@ class _Checker:
         if schemas is None:
             return None
         assert schemas.output is not None  # agent() returns only agents with both schemas
+        # An optional step's output is absent when it failed.
         if step.for_each:  # one result per element, in order
-            return _Value({"type": "array", "items": schemas.output}, schemas.output, False)
-        return _Value(schemas.output, schemas.output, False)
+            return _Value({"type": "array", "items": schemas.output}, schemas.output,
+                          step.optional)
+        return _Value(schemas.output, schemas.output, step.optional)
 
     def resolve(self, reference: str, where: str, item: _Value | None) -> _Value | None:
         """The schema of the value a reference names; None (with a problem) when it has none.
@@ -150,36 +115,34 @@ class _Checker:
         through an unchecked agent's output resolves to None without a problem: the agent is
         reported once, as unresolved.
         """
-        if not WELL_FORMED.match(reference):
-            self.problem(where, "InvalidReference",
-                         f"{reference!r} is not a reference: write input.<field>, "
-                         "item.<field> or steps.<name>.output.<field>")
-            return None
-        parts = reference.split(".")
+        parsed = parse_reference(reference)
         value: _Value | None
-        if parts[0] == "input":
+        if parsed is None:
+            self.problem(where, "InvalidReference",
+                         f"{reference!r} is not a reference: use input.<field>, item.<field> "
+                         "or steps.<step>.output.<field>")
+            return None
+        if parsed.source == "input":
             value = _Value(self.input_schema, self.input_schema, False)
-            rest = parts[1:]
             origin = "the pipeline input"
-        elif parts[0] == "item":
+        elif parsed.source == "item":
             if item is None:
                 return None
             if item is NO_ITEM:
                 self.problem(where, "InvalidReference",
                              f"{reference!r}: item is only defined in a step with forEach")
                 return None
-            value, rest, origin = item, parts[1:], "the forEach item"
+            value, origin = item, "the forEach item"
         else:
-            name = parts[1]
+            name = str(parsed.step)
             if name not in self.steps:
                 self.problem(where, "InvalidReference", f"{reference!r}: no step named {name}")
                 return None
             value = self.step_output(name)
             if value is None:
                 return None
-            rest = parts[3:]
             origin = f"the output of step {name}"
-        for segment in rest:
+        for segment in parsed.path:
             inner = self.field_of(value, segment)
             if inner is None:
                 self.problem(where, "InvalidReference",
@@ -269,6 +232,10 @@ class _Checker:
             label = "the pipeline input"
         if source is None or consumer is None:
             return
+        if source.optional and not step.for_each:
+            self.problem(f"{base}.input", "SchemaMismatch",
+                         f"{label} may be absent (an optional step), but it is agent "
+                         f"{step.agent_ref.name}'s whole input; bind its fields instead")
         self.report(fits(source.schema, consumer, source.root, consumer), f"{base}.input",
                     f"{label} does not fit agent {step.agent_ref.name}'s input")
 
@@ -290,7 +257,11 @@ class _Checker:
             for reference in references_of(binding):
                 self.resolve(reference, f"{where}.template", item)
             if target is not None and consumer is not None:
-                self.report(fits({"type": "string"}, target, None, consumer),
+                # at least as long as its literal text, whatever the placeholders give
+                literal = sum(len(p) for p in template_parts(binding.template)
+                              if isinstance(p, str))
+                produced = {"type": "string", "minLength": literal}
+                self.report(fits(produced, target, None, consumer),
                             f"{where}.template", f"a template gives a string, which agent "
                                                  f"{agent}'s input field {name!r} refuses")
         elif target is not None and consumer is not None:

@@ -19,6 +19,10 @@ count"):
   the operator's own HPA and autoscaler stand down (ScalingActive=False,
   ExternalAutoscaler, naming it), and in mode none ScalingActive=True says who scales.
 
+A pipeline's runner has no autoscaling modes: its `spec.runner.replicas` owns the count,
+copied like an agent's in mode none, and an external autoscaler on the runner's Deployment
+wins in the same way (`plan_runner_replicas`).
+
 Until the custom autoscaler has an opinion (`AutoscalerObservation` is None: the operator
 just started, or the mode just became custom), custom mode holds the Deployment's count
 as it is (only a new Deployment gets spec.replicas, and a count outside
@@ -40,7 +44,7 @@ from atomic_operator.api.agent import AtomicAgentSpec, AutoscalingStatus
 from atomic_operator.conditions import Cond
 from atomic_operator.settings import AUTOSCALER_FIELD_MANAGER, FIELD_MANAGER
 
-ReplicaOwner = Literal["agent", "hpa", "autoscaler", "external"]
+ReplicaOwner = Literal["agent", "hpa", "autoscaler", "external", "pipeline"]
 
 SCALING_ACTIVE = "ScalingActive"
 EXTERNAL_AUTOSCALER = "ExternalAutoscaler"
@@ -196,6 +200,20 @@ def plan_replicas(spec: AtomicAgentSpec, seen: ReplicaObservation) -> ReplicaPla
                                f"agent yet; holding {held} replicas"))
     wanted = spec.replicas
     return ReplicaPlan(owner, wanted, None if live == wanted else wanted, FIELD_MANAGER, None)
+
+
+def plan_runner_replicas(replicas: int, seen: ReplicaObservation) -> ReplicaPlan:
+    """A pipeline runner's count: `spec.runner.replicas`, unless someone else scales it."""
+    live = seen.live
+    if seen.external:
+        names = ", ".join(sorted(map(str, seen.external)))
+        return ReplicaPlan("external", live if live is not None else replicas, None,
+                           FIELD_MANAGER, Cond(
+                               SCALING_ACTIVE, "False", EXTERNAL_AUTOSCALER,
+                               f"{names} scales the runner's Deployment: the operator "
+                               "writes no replicas"))
+    return ReplicaPlan("pipeline", replicas, None if live == replicas else replicas,
+                       FIELD_MANAGER, None)
 
 
 def observe_deployment(deployment: Mapping[str, Any],

@@ -21,6 +21,7 @@ from atomic_operator.api import AtomicAgent
 from atomic_operator.autoscaler.controller import Autoscalers, scale_event
 from atomic_operator.autoscaler.scrape import Target
 from atomic_operator.k8s import ApiError, KubeClient, gone_with_namespace, resource_path
+from atomic_operator.k8s.kinds import PIPELINE
 from atomic_operator.metrics import (
     AUTOSCALER_DECISIONS,
     CHILDREN_APPLIED,
@@ -35,6 +36,7 @@ from atomic_operator.reconcile.agent import (
     follow_deployment,
     reconcile_agent,
 )
+from atomic_operator.reconcile.pipeline_children import PipelineEnv, PipelineResult
 from atomic_operator.reconcile.status_writer import Event, StatusWriter
 from atomic_operator.references import ObjectIndex, key_digests, secret_names
 from atomic_operator.replicas import ExternalAutoscaler
@@ -98,7 +100,7 @@ class AgentReconciler:
 
     def _env(self, secrets: ObjectIndex, config_maps: ObjectIndex,
              existing_optional: frozenset[str], external: tuple[ExternalAutoscaler, ...],
-             body: Mapping[str, Any]) -> AgentEnv:
+             body: Mapping[str, Any], pipelines: tuple[str, ...] | None = None) -> AgentEnv:
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
         autoscaler = None
         if self.autoscalers is not None:
@@ -107,7 +109,7 @@ class AgentReconciler:
                 self.autoscalers.drop(key)  # a later custom mode starts afresh
             autoscaler = self.autoscalers.observation(key)
         return AgentEnv(self.client, self.settings, self.writer, secrets, config_maps,
-                        existing_optional, external, autoscaler)
+                        existing_optional, external, autoscaler, pipelines=pipelines)
 
     async def read_secrets(self, body: Mapping[str, Any]) -> dict[Key, dict[str, str]]:
         """Key digests of the Secrets the agent names, read by name now; absent ones are
@@ -136,22 +138,25 @@ class AgentReconciler:
     async def reconcile(self, body: Mapping[str, Any], *, trigger: str,
                         config_maps: ObjectIndex, existing_optional: frozenset[str],
                         external: tuple[ExternalAutoscaler, ...] = (),
+                        pipelines: tuple[str, ...] | None = None,
                         logger: logging.Logger | Any) -> AgentOutcome:
         meta = body["metadata"]
         secrets = await self.read_secrets(body)
         # the environment is read under the agent's lock (in `work`): the autoscaler's
         # recommendation and last write may change while a reconcile waits for it
         outcome = await self._run(body, trigger, lambda: reconcile_agent(
-            self._env(secrets, config_maps, existing_optional, external, body), body), logger)
+            self._env(secrets, config_maps, existing_optional, external, body,
+                      pipelines), body), logger)
         self._secrets_used[(meta["namespace"], meta["name"])] = secrets
         return outcome
 
     async def follow(self, body: Mapping[str, Any], deployment: Mapping[str, Any], *,
                      external: tuple[ExternalAutoscaler, ...] = (),
+                     pipelines: tuple[str, ...] | None = None,
                      logger: logging.Logger | Any) -> AgentOutcome:
         """Follow a Deployment's state into its agent's status, without re-applying."""
         return await self._run(body, "deployment-changed", lambda: follow_deployment(
-            self._env({}, {}, frozenset(), external, body), body,
+            self._env({}, {}, frozenset(), external, body, pipelines), body,
             self._with_our_write(body, deployment)), logger)
 
     def _with_our_write(self, body: Mapping[str, Any], deployment: Mapping[str, Any]
@@ -232,6 +237,46 @@ class AgentReconciler:
             # it decides from next, even before the Deployment's watch shows it
             self.autoscalers.scaler(key).wrote(outcome.replicas_written)
         return outcome
+
+    async def pipeline(self, body: Mapping[str, Any], trigger: str,
+                       work: Callable[[PipelineEnv], Awaitable[PipelineResult]], *,
+                       agents: Mapping[str, Mapping[str, Any]],
+                       external: tuple[ExternalAutoscaler, ...] = (),
+                       logger: logging.Logger | Any) -> PipelineResult | None:
+        """Run one pipeline reconcile (or follow) at a time per pipeline, counted; None
+        when its namespace is being deleted."""
+        meta = body["metadata"]
+        key = (meta["namespace"], f"{PIPELINE}/{meta['name']}")
+        env = PipelineEnv(self.client, self.settings, self.writer, agents, external)
+        started = time.perf_counter()
+        async with self.lock(body):
+            try:
+                result = await work(env)
+            except ApiError as err:
+                if gone_with_namespace(err):
+                    logger.debug("namespace going (%s): %s", trigger, err)
+                    return None
+                RECONCILES.labels(PIPELINE, trigger, "error").inc()
+                ERRORS.labels(PIPELINE, err.reason or str(err.status)).inc()
+                raise kopf.TemporaryError(f"API error: {err}", delay=self._backoff(key)) \
+                    from err
+            finally:
+                RECONCILE_SECONDS.labels(PIPELINE).observe(time.perf_counter() - started)
+            self._failures.pop(key, None)
+        if result.result != "followed":
+            RECONCILES.labels(PIPELINE, trigger, result.result).inc()
+        for kind in result.applied:
+            CHILDREN_APPLIED.labels(PIPELINE, kind).inc()
+        for problem in result.outcome.problems:
+            ERRORS.labels(PIPELINE, problem.reason).inc()
+        if result.status_patch is not None:
+            if result.outcome.problems:
+                logger.warning("pipeline problems (%s): %s", trigger,
+                               "; ".join(map(str, result.outcome.problems)))
+            else:
+                logger.info("pipeline reconciled (%s): applied %s", trigger,
+                            ", ".join(result.applied) or "nothing")
+        return result
 
     @staticmethod
     def _report(trigger: str, outcome: AgentOutcome, logger: logging.Logger | Any) -> None:

@@ -38,10 +38,12 @@ def test_the_example_pipeline_is_proven_compatible(ns: Kube) -> None:
     status = body["status"]
     assert status["stepCount"] == 2
     assert status["executionOrder"] == [["analyze"], ["make-tasks"]]
-    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
-    assert (ready["status"], ready["reason"]) == ("False", "RunnerNotAvailable")
-    columns = ns.run("get", "atomicpipeline", "analysis-to-tasks", "--no-headers").split()
-    assert columns[1:4] == ["2", "True", "False"]
+    body = eventually(lambda: condition(ns, "analysis-to-tasks", "Ready", "True"),
+                      timeout=30, what="Ready=True (the runner's Deployment is available)")
+    columns = eventually(lambda: (c := ns.run("get", "atomicpipeline", "analysis-to-tasks",
+                                              "--no-headers").split())[1:4] == [
+        "2", "True", "True"] and c, what="the printer columns")
+    assert columns
 
 
 def test_a_mismatched_edge_is_named_in_status_and_a_warning(ns: Kube) -> None:

@@ -53,7 +53,8 @@ def test_a_wrong_edge_names_the_binding_the_path_and_the_reason() -> None:
         "input": {"description": {"from": "steps.analyze.output.insights"}}}]))
     assert found == [(
         "spec.steps[1].input.description.from", "SchemaMismatch",
-        "steps.analyze.output.insights does not fit agent task-processor's input field "
+        "step make-tasks: steps.analyze.output.insights does not fit agent task-processor's "
+        "input field "
         "'description': $: the producer may give an array; the consumer accepts string")]
 
 

@@ -525,6 +525,10 @@ class AtomicAgentStatus(CommonStatus):
     """Replicas wanted by whoever owns the count (spec.replicas, the HPA, the operator's
     autoscaler or an external autoscaler); Ready compares available replicas against it."""
 
+    pipelines: list[str] | None = None
+    """AtomicPipelines in this namespace with a step that calls this agent: a change to its
+    schemas is checked against them (and a Warning event names any it breaks)."""
+
 
 class AtomicAgent(ApiModel):
     """A single-purpose LLM agent with a typed input and output, served over HTTP."""

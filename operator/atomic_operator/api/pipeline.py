@@ -62,6 +62,9 @@ class PipelineStep(ApiModel):
              "a step cannot depend on itself", ".dependsOn"),
         cel("!has(self.forEach) || self.forEach.startsWith('steps.')",
              "forEach must reference a list field of an upstream step's output", ".forEach"),
+        cel("!has(self.maxConcurrency) || has(self.forEach)",
+             "maxConcurrency bounds the calls of a forEach step; set forEach or remove it",
+             ".maxConcurrency"),
     )
 
     name: Annotated[str, Field(pattern=DNS_LABEL, max_length=63)]
@@ -83,6 +86,24 @@ class PipelineStep(ApiModel):
     """Input fields of the agent, each bound to a reference, a template or a value. When
     empty, the single upstream output (or the pipeline input) is passed as it is."""
 
+    optional: bool = False
+    """When the step fails, the run still finishes: its output is absent (fields bound
+    from it are left out, templates read it as empty text, a forEach over it runs no
+    items) and the trace says why. The type check treats its output as possibly absent,
+    so a required input cannot be bound from it."""
+
+    timeout_seconds: Annotated[int | None, Field(ge=1, le=3600)] = None
+    """Deadline of one call of the agent (one per forEach item), retries included. Default:
+    the agent's concurrency.requestTimeoutSeconds plus 5 s, so the agent's own timeout
+    answer arrives first."""
+
+    retries: Annotated[int, Field(ge=0, le=10)] = 2
+    """Further attempts of a call after a retryable answer: the agent's 429 (after its
+    Retry-After), a 503, or no connection. A 422 or any other answer is never retried."""
+
+    max_concurrency: Annotated[int | None, Field(ge=1, le=1000)] = None
+    """forEach only: items called at once (default 10). The rest wait their turn."""
+
 
 class PipelineOutput(ApiModel):
     """What the pipeline returns."""
@@ -91,11 +112,24 @@ class PipelineOutput(ApiModel):
     """A reference to the value returned, e.g. steps.create-tasks.output."""
 
 
+class RunnerConcurrency(ApiModel):
+    """Backpressure of one runner pod: beyond maxInFlight + queueSize it answers 429."""
+
+    max_in_flight: Annotated[int, Field(ge=1, le=10_000)] = 32
+    """Runs one runner pod executes at once."""
+
+    queue_size: Annotated[int, Field(ge=0, le=100_000)] = 64
+    """Runs one runner pod holds waiting beyond maxInFlight."""
+
+
 class PipelineRunner(ApiModel):
     """The service that executes the pipeline by calling the agents' Services."""
 
     replicas: Annotated[int, Field(ge=0, le=100)] = 1
     """Runner pods."""
+
+    concurrency: RunnerConcurrency = Field(default_factory=RunnerConcurrency)
+    """Runs per runner pod, and how many may wait."""
 
     resources: ResourceRequirements | None = None
     """CPU and memory of the runner container."""
@@ -128,6 +162,10 @@ class AtomicPipelineSpec(ApiModel):
     output: PipelineOutput
     """The value the pipeline returns."""
 
+    timeout_seconds: Annotated[int, Field(ge=1, le=3600)] = 300
+    """Deadline of one run, queueing included: past it the run is cancelled, calls in
+    flight included, and answers 504 with the trace so far."""
+
     runner: PipelineRunner = Field(default_factory=PipelineRunner)
     """The runner Deployment."""
 
@@ -140,6 +178,9 @@ class AtomicPipelineStatus(CommonStatus):
 
     execution_order: list[list[str]] | None = None
     """Steps grouped into waves that run in parallel, as the operator resolved the graph."""
+
+    config_hash: str | None = None
+    """Hash of the runner configuration now applied (changes roll the runner pods)."""
 
 
 class AtomicPipeline(ApiModel):

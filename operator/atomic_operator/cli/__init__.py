@@ -6,13 +6,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from atomic_operator.cli import call, crds, dev, operator_run, render, run_local
+from atomic_operator.cli import call, check, crds, dev, operator_run, render, run_local
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="atomicctl", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (call, crds, dev, operator_run, render, run_local):
+    for module in (call, check, crds, dev, operator_run, render, run_local):
         module.register(sub)
     return parser
 

@@ -1,20 +1,23 @@
-"""AtomicPipeline: type-check it on every change, and again when an agent it names changes."""
+"""AtomicPipeline: its runner and status on every change, and when an agent it names changes."""
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
 import kopf
 
-from atomic_operator.handlers.indexes import IndexView
+from atomic_operator.handlers.dispatch import reconcile_named
+from atomic_operator.handlers.indexes import Indexes, IndexView
 from atomic_operator.handlers.types import Logger
-from atomic_operator.k8s import ApiError, gone_with_namespace
 from atomic_operator.k8s.kinds import ATOMIC_AGENT, ATOMIC_PIPELINE
-from atomic_operator.metrics import ERRORS, RECONCILES
-from atomic_operator.reconcile.pipeline import pipeline_status
-from atomic_operator.reconcile.status_writer import Event
+from atomic_operator.reconcile.pipeline_children import (
+    PipelineEnv,
+    PipelineResult,
+    follow_runner,
+    reconcile_pipeline,
+)
 from atomic_operator.runner import AgentReconciler
 
 
@@ -36,75 +39,91 @@ def pipelines_by_agent(*, namespace: str | None, name: str, spec: kopf.Spec, **_
 @kopf.on.create(ATOMIC_PIPELINE.group, ATOMIC_PIPELINE.version, ATOMIC_PIPELINE.plural)
 @kopf.on.resume(ATOMIC_PIPELINE.group, ATOMIC_PIPELINE.version, ATOMIC_PIPELINE.plural)
 @kopf.on.update(ATOMIC_PIPELINE.group, ATOMIC_PIPELINE.version, ATOMIC_PIPELINE.plural)
-async def check(*, body: kopf.Body, reason: str, memo: Any, logger: Logger,
-                **kwargs: Any) -> None:
+async def reconcile(*, body: kopf.Body, old: Any, reason: str, memo: Any, logger: Logger,
+                    **kwargs: Any) -> None:
     if body.metadata.namespace in kwargs["terminating_namespaces"]:
-        return
-    await check_and_report(dict(body), str(reason), memo, IndexView(kwargs["agents"]), logger)
+        return  # a namespace being deleted: its objects go, nothing to converge
+    await reconcile_pipeline_body(dict(body), str(reason), memo, kwargs, logger)
+    # the agents it names (now or before) list it in their status
+    named = _agent_names(body) | _agent_names(old or {})
+    await _refresh_agents(body["metadata"]["namespace"], named, memo, kwargs, logger)
 
 
 @kopf.on.event(ATOMIC_AGENT.group, ATOMIC_AGENT.version, ATOMIC_AGENT.plural,
                 id="recheck-pipelines")
-async def recheck(*, type: str, namespace: str | None, name: str, memo: Any, logger: Logger,
-                  **kwargs: Any) -> None:
-    """An agent appeared, changed or went: the pipelines running it are checked again."""
-    if not type or namespace in kwargs["terminating_namespaces"]:
-        return  # the initial listing (resume checks them), or a namespace being deleted
+async def recheck(*, type: str, body: kopf.Body, namespace: str | None, name: str,
+                  memo: Any, logger: Logger, **kwargs: Any) -> None:
+    """An agent appeared, changed or went: the pipelines calling it are reconciled again
+    (its schemas, deadline and readiness are part of theirs), and a change that breaks one
+    is also a Warning on the agent."""
+    if not type or not namespace or namespace in kwargs["terminating_namespaces"]:
+        return  # the initial listing (resume reconciles them), or a namespace being deleted
     view = IndexView(kwargs["pipelines"])
     for pipeline in sorted(set(kwargs["pipelines_by_agent"].get((namespace, name), []))):
-        body = view.get((namespace, pipeline))
-        if body is not None and not body["metadata"].get("deletionTimestamp"):
-            await check_and_report(body, "agent-changed", memo, IndexView(kwargs["agents"]),
-                                   logger)
+        found = view.get((namespace, pipeline))
+        if found is None or found["metadata"].get("deletionTimestamp"):
+            continue
+        result = await reconcile_pipeline_body(found, "agent-changed", memo, kwargs, logger)
+        if result is None:
+            continue
+        warnings = [e for e in result.events if e[0] == "Warning"]
+        if warnings and result.status_patch is not None and type != "DELETED":
+            reconciler: AgentReconciler = memo.reconciler
+            reconciler.writer.emit(body, ("Warning", "BreaksPipeline",
+                                          f"pipeline {pipeline} no longer fits this agent: "
+                                          f"{warnings[0][2]}"))
 
 
 @kopf.on.event(ATOMIC_PIPELINE.group, ATOMIC_PIPELINE.version, ATOMIC_PIPELINE.plural,
                 when=lambda type, **_: type == "DELETED")
-def forget(*, body: kopf.Body, memo: Any, **_: Any) -> None:
-    """The status writer's memory of a deleted pipeline goes with it."""
+async def forget(*, body: kopf.Body, memo: Any, logger: Logger, **kwargs: Any) -> None:
+    """The runner goes by garbage collection; the agents stop listing the pipeline."""
     reconciler: AgentReconciler = memo.reconciler
     reconciler.writer.forget(body)
     reconciler.forget_lock(body)
-
-
-async def check_and_report(body: Mapping[str, Any], trigger: str, memo: Any,
-                           agents: IndexView, logger: Logger) -> None:
-    """One check at a time per pipeline: its own events and its agents' arrive on
-    different kopf workers, and checks that overlap would each write and warn."""
-    reconciler: AgentReconciler = memo.reconciler
-    async with reconciler.lock(body):
-        await _check_and_report(reconciler, body, trigger, agents, logger)
-
-
-async def _check_and_report(reconciler: AgentReconciler, body: Mapping[str, Any],
-                            trigger: str, agents: IndexView, logger: Logger) -> None:
-    body = reconciler.writer.latest(body)
     namespace = body["metadata"]["namespace"]
-    in_namespace = {agent: agents[(namespace, agent)]
-                    for (ns, agent) in agents if ns == namespace}
-    outcome = pipeline_status(body, in_namespace)
-    RECONCILES.labels("AtomicPipeline", trigger,
-                      "invalid" if outcome.problems else "checked").inc()
-    for problem in outcome.problems:
-        ERRORS.labels("AtomicPipeline", problem.reason).inc()
-    message = "; ".join(str(p) for p in outcome.problems)
-    # One Warning per distinct problem: not again when the status already says it.
-    said = {c.get("message") for c in (body.get("status") or {}).get("conditions") or []}
-    events: list[Event] = [("Warning", outcome.problems[0].reason, message)] \
-        if outcome.problems and message not in said else []
-    try:
-        written = await reconciler.writer.write(body, outcome.status, events)
-    except ApiError as err:
-        if gone_with_namespace(err):
-            return
-        raise kopf.TemporaryError(f"API error: {err}", delay=2) from err
-    if written is None:
-        return
-    if outcome.problems:
-        logger.warning("pipeline problems: %s", message)
-    else:
-        compatible = next((c for c in outcome.status.conditions
-                           if c.type == "SchemasCompatible"), None)
-        logger.info("pipeline checked (%s): %s %s", trigger,
-                    compatible.reason if compatible else "",
-                    compatible.message if compatible else "")
+    if namespace not in kwargs["terminating_namespaces"]:
+        await _refresh_agents(namespace, _agent_names(body), memo, kwargs, logger)
+
+
+def _agent_names(body: Mapping[str, Any]) -> set[str]:
+    steps = (body.get("spec") or {}).get("steps") or []
+    return {str((s.get("agentRef") or {}).get("name")) for s in steps}
+
+
+async def _refresh_agents(namespace: str, names: set[str], memo: Any,
+                          kwargs: Mapping[str, Any], logger: Logger) -> None:
+    indexes = Indexes.from_kwargs(kwargs)
+    for agent in sorted(names):
+        await reconcile_named(namespace, agent, "pipeline-changed", memo, indexes, logger)
+
+
+async def reconcile_pipeline_body(body: Mapping[str, Any], trigger: str, memo: Any,
+                                  kwargs: Mapping[str, Any], logger: Logger,
+                                  deployment: Mapping[str, Any] | None = None
+                                  ) -> PipelineResult | None:
+    """Reconcile a pipeline (or, given its runner's Deployment, follow it into status)."""
+    reconciler: AgentReconciler = memo.reconciler
+    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    agents_index = IndexView(kwargs["agents"])
+    agents = {agent: agents_index[(ns, agent)] for (ns, agent) in agents_index
+              if ns == namespace}
+    external = Indexes.from_kwargs(kwargs).external_autoscalers(namespace, name)
+
+    def work(env: PipelineEnv) -> Awaitable[PipelineResult]:
+        if deployment is not None:
+            return follow_runner(env, body, deployment)
+        return reconcile_pipeline(env, body)
+
+    return await reconciler.pipeline(body, trigger, work, agents=agents, external=external,
+                                     logger=logger)
+
+
+async def reconcile_pipeline_named(namespace: str, name: str, trigger: str, memo: Any,
+                                   kwargs: Mapping[str, Any], logger: Logger,
+                                   deployment: Mapping[str, Any] | None = None) -> None:
+    """A pipeline known only by name (from its runner's children's events)."""
+    body = IndexView(kwargs["pipelines"]).get((namespace, name))
+    if body is None or body["metadata"].get("deletionTimestamp"):
+        return  # gone or going: its runner goes with it
+    await reconcile_pipeline_body(body, trigger, memo, kwargs, logger, deployment)

@@ -1,7 +1,9 @@
-"""The agents' children: follow their status, restore them when deleted or edited by hand.
+"""Agents' and pipelines' children: follow their status, restore them when deleted or edited
+by hand.
 
-Which kinds are children comes from the registry (`k8s/kinds.py`); who owns the replica
-count from the replica policy (`replicas.py`), asked by the reconcile.
+Which kinds are children comes from the registry (`k8s/kinds.py`), and whose child an
+object is from its owner label (`atomicagents.io/agent` or `/pipeline`); who owns the
+replica count from the replica policy (`replicas.py`), asked by the reconcile.
 """
 
 from __future__ import annotations
@@ -11,19 +13,18 @@ from typing import Any
 import kopf
 
 from atomic_operator.drift import edited_by_others
+from atomic_operator.handlers.atomic_pipeline import reconcile_pipeline_named
 from atomic_operator.handlers.dispatch import reconcile_named
 from atomic_operator.handlers.indexes import MANAGED, Indexes, not_ours, scale_target
 from atomic_operator.handlers.types import Logger
 from atomic_operator.k8s.kinds import (
-    AGENT,
     DEPLOYMENT,
     HPA,
     SCALED_OBJECT,
-    ChildKind,
     Kind,
-    children_of,
+    child_kinds,
 )
-from atomic_operator.naming import AGENT_LABEL
+from atomic_operator.naming import AGENT_LABEL, PIPELINE_LABEL
 from atomic_operator.runner import AgentReconciler
 
 
@@ -31,8 +32,16 @@ from atomic_operator.runner import AgentReconciler
 async def deployment_event(*, type: str, body: kopf.Body, namespace: str | None,
                            labels: kopf.Labels, memo: Any, logger: Logger,
                            **kwargs: Any) -> None:
+    if not namespace or type is None:  # None: the initial listing (resume's job)
+        return
+    pipeline = labels.get(PIPELINE_LABEL)
+    if pipeline:
+        trigger = _child_trigger(type, body)
+        await reconcile_pipeline_named(namespace, pipeline, trigger or "runner-changed", memo,
+                                       kwargs, logger, None if trigger else body)
+        return
     owner = labels.get(AGENT_LABEL)
-    if not owner or not namespace or type is None:  # None: the initial listing (resume's job)
+    if not owner:
         return
     indexes = Indexes.from_kwargs(kwargs)
     if type == "DELETED":
@@ -46,33 +55,40 @@ async def deployment_event(*, type: str, body: kopf.Body, namespace: str | None,
         return
     reconciler: AgentReconciler = memo.reconciler
     await reconciler.follow(agent, body, logger=logger,
-                            external=indexes.external_autoscalers(namespace, owner))
+                            external=indexes.external_autoscalers(namespace, owner),
+                            pipelines=indexes.pipelines_of(namespace, owner))
 
 
-def _register_child(child: ChildKind) -> None:
-    kind = child.kind
+def _child_trigger(type: str, body: kopf.Body) -> str | None:
+    """Why a child's event needs a reconcile (deleted, edited by others), or None."""
+    if type == "DELETED":
+        return "child-deleted"
+    if edited_by_others(body):
+        return "child-edited"
+    return None
 
+
+def _register_child(kind: Kind) -> None:
     @kopf.on.event(kind.group, kind.version, kind.plural, labels=MANAGED,
-                   id=f"{child.owner.lower()}-child-{kind.plural}")
+                   id=f"child-{kind.plural}")
     async def child_event(*, type: str, body: kopf.Body, namespace: str | None,
                           labels: kopf.Labels, memo: Any, logger: Logger,
                           **kwargs: Any) -> None:
-        owner = labels.get(AGENT_LABEL)
-        if not owner or not namespace or type is None:
+        if not namespace or type is None:
             return
-        if type == "DELETED":
-            trigger = "child-deleted"
-        elif edited_by_others(body):
-            trigger = "child-edited"
-        else:
+        trigger = _child_trigger(type, body)
+        if trigger is None:
             return
-        await reconcile_named(namespace, owner, trigger, memo, Indexes.from_kwargs(kwargs),
-                              logger)
+        if pipeline := labels.get(PIPELINE_LABEL):
+            await reconcile_pipeline_named(namespace, pipeline, trigger, memo, kwargs, logger)
+        elif owner := labels.get(AGENT_LABEL):
+            await reconcile_named(namespace, owner, trigger, memo, Indexes.from_kwargs(kwargs),
+                                  logger)
 
 
-for _child in children_of(AGENT):
-    if _child.kind != DEPLOYMENT:  # the Deployment has its own handler above
-        _register_child(_child)
+for _kind in child_kinds():
+    if _kind != DEPLOYMENT:  # the Deployment has its own handler above
+        _register_child(_kind)
 
 
 def _register_external(kind: Kind, default_kind: str | None) -> None:

@@ -24,7 +24,8 @@ async def reconcile_body(body: Mapping[str, Any], trigger: str, memo: Any,
     return await reconciler.reconcile(
         body, trigger=trigger, config_maps=indexes.config_maps,
         existing_optional=indexes.optional_children(namespace, name),
-        external=indexes.external_autoscalers(namespace, name), logger=logger)
+        external=indexes.external_autoscalers(namespace, name),
+        pipelines=indexes.pipelines_of(namespace, name), logger=logger)
 
 
 async def reconcile_named(namespace: str, name: str, trigger: str, memo: Any,

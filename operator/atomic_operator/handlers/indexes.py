@@ -200,6 +200,7 @@ class Indexes:
     agents_by_config_map: kopf.Index[Any, Any]
     deployments: IndexView
     endpoint_slices: kopf.Index[Any, Any]
+    pipelines_by_agent: kopf.Index[Any, Any]
     terminating: kopf.Index[Any, Any]
 
     @classmethod
@@ -212,12 +213,17 @@ class Indexes:
             agents_by_config_map=kwargs["agents_by_config_map"],
             deployments=IndexView(kwargs["deployments"]),
             endpoint_slices=kwargs["endpoint_slices"],
+            pipelines_by_agent=kwargs["pipelines_by_agent"],
             terminating=kwargs["terminating_namespaces"],
         )
 
     def slices(self, namespace: str, agent: str) -> list[dict[str, Any]]:
         """The EndpointSlices of an agent's Service."""
         return list(self.endpoint_slices.get((namespace, agent), []))
+
+    def pipelines_of(self, namespace: str, agent: str) -> tuple[str, ...]:
+        """The pipelines with a step that calls the agent (for its status)."""
+        return tuple(sorted(set(self.pipelines_by_agent.get((namespace, agent), []))))
 
     def namespace_terminating(self, namespace: str | None) -> bool:
         return bool(namespace) and namespace in self.terminating

@@ -3,8 +3,8 @@
 Handlers (which child events to watch), indexes (which optional children an owner has),
 deletion (which optional children to remove when no longer wanted) and URL paths all read
 these tuples, so a new child kind is one entry here plus its template. A future
-NetworkPolicy or PodMonitor is a `Kind` and a `ChildKind` with `optional=True`; the pipeline
-runner's ConfigMap, Deployment and Service are `ChildKind`s with `owner=PIPELINE`, labelled
+NetworkPolicy or PodMonitor is a `Kind` and a `ChildKind` with `optional=True`. The pipeline
+runner's Deployment, ConfigMap and Service are `ChildKind`s with `owner=PIPELINE`, labelled
 `atomicagents.io/pipeline` (see `owner_label`).
 """
 
@@ -78,12 +78,20 @@ CHILDREN: tuple[ChildKind, ...] = (
     ChildKind(HPA, AGENT, optional=True),
     ChildKind(PDB, AGENT, optional=True),
     ChildKind(NETWORK_POLICY, AGENT, optional=True),
+    ChildKind(DEPLOYMENT, PIPELINE),
+    ChildKind(CONFIG_MAP, PIPELINE),
+    ChildKind(SERVICE, PIPELINE),
 )
 """Every child kind of every owner kind."""
 
 
 def children_of(owner: Owner) -> tuple[ChildKind, ...]:
     return tuple(c for c in CHILDREN if c.owner == owner)
+
+
+def child_kinds() -> tuple[Kind, ...]:
+    """Each kind that is a child of some owner, once (one watch serves every owner)."""
+    return tuple(dict.fromkeys(c.kind for c in CHILDREN))
 
 
 def optional_children(owner: Owner) -> tuple[ChildKind, ...]:

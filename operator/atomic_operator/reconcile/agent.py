@@ -60,6 +60,8 @@ class AgentEnv:
     """Autoscalers of others that target the agent's Deployment (from the indexes)."""
     autoscaler: AutoscalerObservation | None = None
     """The custom autoscaler's recommendation (issue #10 fills it; None until then)."""
+    pipelines: tuple[str, ...] | None = None
+    """Pipelines that call the agent (from the indexes), listed in its status."""
 
 
 @dataclass
@@ -192,7 +194,8 @@ async def reconcile_agent(env: AgentEnv, body: Mapping[str, Any]) -> AgentOutcom
         outcome.events.append(("Normal", "Deleted", f"deleted {kind_name}: no longer wanted"))
     outcome.events.extend(_scaling_events(status, plan))
     wanted = agent_status(agent, who.name, who.namespace, generation, status,
-                          AgentObservation(deployment, plan, rendered.config_hash),
+                          AgentObservation(deployment, plan, rendered.config_hash,
+                                           pipelines=env.pipelines),
                           env.settings.cluster_domain)
     outcome.status_patch = await env.status.write(body, wanted, outcome.events)
     return outcome
@@ -222,7 +225,8 @@ async def follow_deployment(env: AgentEnv, body: Mapping[str, Any],
             outcome.events.append(on_write)
         outcome.events.extend(_scaling_events(status, plan))
     wanted = agent_status(agent, who.name, who.namespace, body["metadata"].get("generation"),
-                          status, AgentObservation(live, plan), env.settings.cluster_domain)
+                          status, AgentObservation(live, plan, pipelines=env.pipelines),
+                          env.settings.cluster_domain)
     outcome.status_patch = await env.status.write(body, wanted, outcome.events)
     return outcome
 
@@ -233,7 +237,7 @@ async def _report_problems(env: AgentEnv, body: Mapping[str, Any], agent: Atomic
     who = _identity(body)
     status = body.get("status") or {}
     wanted = agent_status(agent, who.name, who.namespace, body["metadata"].get("generation"),
-                          status, AgentObservation(problems=problems),
+                          status, AgentObservation(problems=problems, pipelines=env.pipelines),
                           env.settings.cluster_domain)
     outcome = AgentOutcome(result="invalid", problems=problems)
     ready = next(c for c in wanted.conditions if c.type == "Ready")

@@ -48,12 +48,17 @@ class AgentObservation:
     problems: Sequence[SpecProblem] = ()
     """Why the spec cannot be served; the children were left as they were."""
 
+    pipelines: Sequence[str] | None = None
+    """The pipelines that call the agent (from the operator's index); None keeps them."""
+
 
 def agent_status(agent: AtomicAgent | None, name: str, namespace: str,
                  generation: int | None, previous: Mapping[str, Any],
                  seen: AgentObservation, cluster_domain: str) -> AtomicAgentStatus:
     """The status the agent should have. `agent` is None when its spec does not parse (then
     `seen.problems` says why); `previous` is the status as stored (camelCase)."""
+    if seen.pipelines is not None:
+        previous = {**previous, "pipelines": sorted(seen.pipelines)}
     conditions = previous.get("conditions") or []
     if seen.problems:
         reason, message = summarize(seen.problems)

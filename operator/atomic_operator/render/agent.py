@@ -100,6 +100,9 @@ def _env(agent: AtomicAgent) -> list[dict[str, Any]]:
         {"name": "ATOMIC_AGENT_CONFIG", "value": f"{CONFIG_MOUNT}/{CONFIG_KEY}"},
         {"name": "ATOMIC_AGENT_PORT", "value": str(HTTP_PORT)},
         {"name": "ATOMIC_AGENT_METRICS_PORT", "value": str(METRICS_PORT)},
+        # named in each answer's X-Atomic-Replica header, for pipeline traces
+        {"name": "ATOMIC_AGENT_POD_NAME",
+         "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
     ]
     ref = agent.spec.model.api_key_secret_ref
     if ref is not None:
@@ -173,6 +176,7 @@ def render_agent(agent: AtomicAgent, who: AgentIdentity, settings: OperatorSetti
         "owner": {"apiVersion": ATOMIC_AGENT.api_version, "kind": ATOMIC_AGENT.kind,
                   "name": who.name, "uid": who.uid},
         "config_map": config_map_name(who.name),
+        "config_key": CONFIG_KEY,
         "config_json": stored,
         "config_hash": digest,
         "hash_annotation": CONFIG_HASH_ANNOTATION,

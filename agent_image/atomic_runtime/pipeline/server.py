@@ -1,0 +1,62 @@
+"""The runner's process: the agent server's uvicorn setup, drain and metrics listener.
+
+Nothing here is pipeline-specific but the app: the same environment (ServerSettings), the
+same connection limits, SIGTERM turning /readyz to 503 at once, the listener open for the
+drain delay, then every admitted run finishing (up to the pipeline's deadline) before the
+process exits 0, exactly as an agent does. Start-up failures are one log line and exit 2.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+
+from ..app import RuntimeState
+from ..compat.uvicorn import signal_hooked_server
+from ..config import describe_error
+from ..logs import configure_logging
+from ..server import Drain, start_metrics_listener, uvicorn_config
+from ..settings import SettingsError, load_settings
+from .app import create_pipeline_app
+from .config import load_pipeline_config
+
+log = logging.getLogger("atomic_runtime.pipeline.server")
+
+
+def main() -> int:
+    configure_logging("INFO")
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        log.error("invalid environment", extra={"error": str(exc)})
+        return 2
+    configure_logging(settings.log_level)
+    try:
+        config = load_pipeline_config()
+    except Exception as exc:  # OSError, JSON, pydantic: one line each, never a traceback
+        log.error("cannot load the pipeline configuration",
+                  extra={"error": describe_error(exc)})
+        return 2
+    state = RuntimeState()
+    app = create_pipeline_app(config, state)
+    gc.freeze()  # as in the agent server: start-up objects stay out of full collections
+    ucfg = uvicorn_config(app, config, settings)
+    if settings.metrics_port and settings.metrics_port != settings.port:
+        try:
+            start_metrics_listener(app.state.metrics, settings.metrics_port, settings.host)
+        except OSError as exc:
+            log.error("cannot open the metrics port", extra={"error": describe_error(exc)})
+            return 2
+    # Run bodies are small JSON documents read at once: nothing to cut on shutdown.
+    drain = Drain(state, settings.drain_delay_seconds, lambda: None)
+    server = signal_hooked_server(ucfg, drain.on_signal)
+    drain.server = server
+    try:
+        server.run()
+    except SystemExit:  # uvicorn's start-up failure (it logged why: the address is taken)
+        if server.started:
+            raise
+    if not server.started:
+        return 2
+    log.info("stopped")
+    return 0
