@@ -85,6 +85,9 @@ def _contains(live: Any, committed: Any) -> bool:
     if isinstance(committed, dict):
         return isinstance(live, dict) and all(
             k in live and _contains(live[k], v) for k, v in committed.items())
+    if isinstance(committed, list):  # list items gain the CRD's defaults too
+        return isinstance(live, list) and len(live) == len(committed) and all(
+            _contains(a, b) for a, b in zip(live, committed, strict=True))
     if isinstance(committed, int | float) and isinstance(live, int | float):
         return float(live) == float(committed)
     return bool(live == committed)

@@ -100,15 +100,18 @@ def test_runner_settings_are_applied(ns: Kube) -> None:
 
 
 def test_an_agent_scaled_to_zero_makes_agents_ready_false(ns: Kube) -> None:
-    for name in ("content-analyzer", "task-processor", "analysis-to-tasks"):
-        ns.apply(example(name))
+    ns.apply(example("content-analyzer"))
+    ns.apply(example("analysis-to-tasks"))
+    # mode none: the agent's spec.replicas (its scale subresource) owns the count; the
+    # example's custom mode would leave it to the autoscaler, which keeps minReplicas >= 1
+    ns.apply(variant("task-processor", {"spec": {"autoscaling": {"mode": "none"}}}))
     eventually(lambda: current(ns, "analysis-to-tasks", "AgentsReady", "True"), timeout=40,
                what="AgentsReady=True")
     ns.run("scale", "atomicagent/task-processor", "--replicas=0")
-    body = eventually(lambda: (b := current(ns, "analysis-to-tasks", "AgentsReady", "False"))
-                      and "task-processor" in cond(b, "AgentsReady")["message"] and b,
-                      timeout=30, what="AgentsReady=False naming task-processor")
-    assert "task-processor (scaled to 0 replicas)" in cond(body, "AgentsReady")["message"]
+    # first "0 of 1 replicas ready" while the pod goes, then the agent's own count
+    eventually(lambda: (b := current(ns, "analysis-to-tasks", "AgentsReady", "False"))
+               and "task-processor (scaled to 0 replicas)" in cond(b, "AgentsReady")["message"],
+               timeout=30, what="AgentsReady=False: task-processor scaled to 0")
 
 
 def test_a_change_that_breaks_a_pipeline_warns_on_the_agent(ns: Kube) -> None:

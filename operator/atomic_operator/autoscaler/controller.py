@@ -1,8 +1,9 @@
 """One autoscaler per agent in custom mode: its scraper, its rule's memory, its last answer.
 
-The timer calls `AgentScaler.step` every interval; the reconciles read the last
-recommendation from `Autoscalers` so that every path that writes replicas (a reconcile, a
-Deployment event, the timer) writes the same count. Nothing here talks to the API server.
+The autoscaler loop (handlers/autoscaler.py) calls `AgentScaler.step` every interval; the
+reconciles read the last recommendation from `Autoscalers` so that every path that writes
+replicas (a reconcile, a Deployment event, the loop) writes the same count. Nothing here
+talks to the API server.
 """
 
 from __future__ import annotations
@@ -176,7 +177,7 @@ class AgentScaler:
 
 @dataclass
 class Autoscalers:
-    """Every agent's autoscaler, shared by the timer and the reconciles of one operator."""
+    """Every agent's autoscaler, shared by the loop and the reconciles of one operator."""
 
     session: aiohttp.ClientSession
     clock: Callable[[], float] = time.monotonic

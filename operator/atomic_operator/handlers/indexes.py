@@ -159,7 +159,7 @@ def external_scaled_objects(*, namespace: str | None, name: str, spec: kopf.Spec
 def deployments(*, namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
                 ) -> dict[tuple[str | None, str], dict[str, Any]]:
     """(namespace, agent) → its Deployment's metadata, spec.replicas and status: what the
-    custom autoscaler's timer needs every tick, without a GET."""
+    custom autoscaler's loop needs every tick, without a GET."""
     owner = labels.get(AGENT_LABEL)
     if not owner:
         return {}
