@@ -19,6 +19,7 @@ import asyncio
 import gc
 import logging
 import sys
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import uvicorn
@@ -130,6 +131,14 @@ def main(argv: list[str] | None = None) -> int:
     # at 300 clients: p99 33-51 ms over the model's latency with the freeze, 88-151 without.
     # (Timing full collections instead made them rarer but longer, and the p99 worse.)
     gc.freeze()
+    return serve(app, config, settings, state, app.state.handler.cut_uploads)
+
+
+def serve(app: Any, config: HasDeadline, settings: ServerSettings, state: RuntimeState,
+          cut_uploads: Callable[[], None]) -> int:
+    """Open the metrics listener, run uvicorn with the drain hooked to SIGTERM, and say how
+    it ended: the one serving sequence of the agent and the pipeline runner (exit 2 when
+    it could not start)."""
     ucfg = uvicorn_config(app, config, settings)
     if settings.metrics_port and settings.metrics_port != settings.port:
         try:
@@ -137,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         except OSError as exc:
             log.error("cannot open the metrics port", extra={"error": describe_error(exc)})
             return 2
-    drain = Drain(state, settings.drain_delay_seconds, app.state.handler.cut_uploads)
+    drain = Drain(state, settings.drain_delay_seconds, cut_uploads)
     server = signal_hooked_server(ucfg, drain.on_signal)
     drain.server = server
     try:

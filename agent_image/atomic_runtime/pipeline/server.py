@@ -12,10 +12,9 @@ import gc
 import logging
 
 from ..app import RuntimeState
-from ..compat.uvicorn import signal_hooked_server
 from ..config import describe_error
 from ..logs import configure_logging
-from ..server import Drain, start_metrics_listener, uvicorn_config
+from ..server import serve
 from ..settings import SettingsError, load_settings
 from .app import create_pipeline_app
 from .config import load_pipeline_config
@@ -40,23 +39,5 @@ def main() -> int:
     state = RuntimeState()
     app = create_pipeline_app(config, state)
     gc.freeze()  # as in the agent server: start-up objects stay out of full collections
-    ucfg = uvicorn_config(app, config, settings)
-    if settings.metrics_port and settings.metrics_port != settings.port:
-        try:
-            start_metrics_listener(app.state.metrics, settings.metrics_port, settings.host)
-        except OSError as exc:
-            log.error("cannot open the metrics port", extra={"error": describe_error(exc)})
-            return 2
     # Run bodies are small JSON documents read at once: nothing to cut on shutdown.
-    drain = Drain(state, settings.drain_delay_seconds, lambda: None)
-    server = signal_hooked_server(ucfg, drain.on_signal)
-    drain.server = server
-    try:
-        server.run()
-    except SystemExit:  # uvicorn's start-up failure (it logged why: the address is taken)
-        if server.started:
-            raise
-    if not server.started:
-        return 2
-    log.info("stopped")
-    return 0
+    return serve(app, config, settings, state, lambda: None)
