@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from functools import lru_cache
 from typing import Any
 
 from jsonschema import Draft202012Validator, SchemaError
@@ -35,12 +37,23 @@ def check_schema(schema: JSONSchemaObject | None, field: str) -> list[SpecProble
     if schema is None:
         return []
     document = schema.model_dump(by_alias=True, exclude_none=True)
+    problem = _schema_problem(json.dumps(document, sort_keys=True))
+    if problem is None:
+        return []
+    where, message = problem
+    return [SpecProblem(field_path([field, *where]), "InvalidSchema", message)]
+
+
+@lru_cache(maxsize=1024)
+def _schema_problem(document: str) -> tuple[tuple[str | int, ...], str] | None:
+    """The meta-schema check, remembered per schema text: every reconcile of every agent
+    asks again, and the check was a twentieth of the operator's CPU with 300 agents that
+    share a schema. The result depends on the text alone, so it cannot go stale."""
     try:
-        Draft202012Validator.check_schema(document)
+        Draft202012Validator.check_schema(json.loads(document))
     except SchemaError as err:
-        where = field_path([field, *err.absolute_path])
-        return [SpecProblem(where, "InvalidSchema", f"not valid JSON Schema: {err.message}")]
-    return []
+        return tuple(err.absolute_path), f"not valid JSON Schema: {err.message}"
+    return None
 
 
 def check_agent(agent: AtomicAgent, rendered_config: dict[str, Any]) -> list[SpecProblem]:

@@ -125,11 +125,13 @@ def test_rotated_in_cluster_token_is_used_without_a_restart(
         apply_agent(cluster, "rotation", "after")
         wait_ready(cluster, "rotation", "after", operator.logs())
         elapsed = time.monotonic() - started
-        # kopf's own client wrote its bookkeeping on the new agent after the revocation
-        eventually(lambda: "atomicagents.io/last-handled-configuration" in cluster.kubectl(
-            "-n", "rotation", "get", "atomicagent/after", "-o",
-            "jsonpath={.metadata.annotations}").stdout, timeout=30,
-            what="kopf's bookkeeping on the new agent")
+        # kopf's own client (which posts the operator's events) wrote on the new agent
+        # after the revocation
+        eventually(lambda: "Created" in cluster.kubectl(
+            "-n", "rotation", "get", "events", "--field-selector",
+            "involvedObject.name=after,reason=Created", "-o",
+            "jsonpath={.items[*].reason}").stdout, timeout=30,
+            what="kopf's Created event on the new agent")
         logs = operator.logs()
     assert elapsed < 30, f"Ready {elapsed:.1f} s after the rotation"
     # kopf's client was refused once and logged in again with the file's new token

@@ -13,10 +13,15 @@ import yaml
 from atomic_operator.api import AtomicAgent
 from atomic_operator.cli import main
 from atomic_operator.cli.render import render_documents
+from atomic_operator.k8s.kinds import AGENT, refusable_kinds
 from atomic_operator.render import AgentIdentity, render_agent
 from atomic_operator.settings import OperatorSettings
 from tests.support.manifests import example, variant
 
+BAD_POD = {"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+    "nodeSelectorTerms": [{"matchExpressions": [{"key": "a", "operator": "Sometimes"}]}]}}},
+    "tolerations": [{"key": "k", "operator": "Exists", "value": "v", "effect": "NoSchedule"}]}
+"""Pod fields only the API server refuses (an Exists toleration with a value)."""
 GOLDEN = Path(__file__).resolve().parent.parent / "data" / "render"
 CASES = sorted(p.stem for p in (GOLDEN / "input").glob("*.yaml"))
 
@@ -119,3 +124,35 @@ def test_hpa_metrics_cpu_always_memory_and_in_flight_when_asked() -> None:
     assert in_flight == {"type": "Pods", "pods": {
         "metric": {"name": "agent_inflight_requests"},
         "target": {"type": "AverageValue", "averageValue": "6400m"}}}
+
+
+def test_children_not_dry_run_ignore_the_users_fields() -> None:
+    """The reconcile dry-runs only `ChildKind.refusable` children. That is safe only while
+    the others are rendered from the agent's name and the operator's own settings alone
+    (the ConfigMap's data is the size-checked runtime config): a spec that sets every field
+    the API server could refuse yields the same ConfigMap metadata, Service and PDB."""
+    plain = _render(variant("content-analyzer", {"spec": {"model": {
+        "name": "gpt-4o-mini"}}}))
+    loaded = _render(variant("content-analyzer", {"spec": {
+        "image": "registry.example/agent:v9",
+        "replicas": 7,
+        "autoscaling": {"mode": "hpa", "minReplicas": 3, "maxReplicas": 900},
+        "resources": {"requests": {"cpu": "17"}, "limits": {"memory": "1Ei"}},
+        "pod": {**BAD_POD, "env": [{"name": "K", "value": "v"}]},
+        "access": {"networkPolicy": {"enabled": True, "allowFrom": [
+            {"ipBlock": {"cidr": "10.0.0.0/33"}}]}}}}))
+    refusable = refusable_kinds(AGENT)
+    assert {"Deployment", "HorizontalPodAutoscaler", "NetworkPolicy"} <= refusable
+    assert loaded.network_policy is not None and loaded.pdb is not None
+    compared = 0
+    for before, after in zip(plain.children, loaded.children, strict=False):
+        assert before["kind"] == after["kind"]
+        if after["kind"] in refusable:
+            continue
+        if after["kind"] == "ConfigMap":
+            assert set(after["data"]) == set(before["data"])
+            before, after = ({k: v for k, v in c.items() if k != "data"}
+                             for c in (before, after))
+        assert before == after, after["kind"]
+        compared += 1
+    assert compared == 3  # ConfigMap, Service, PodDisruptionBudget

@@ -1,4 +1,4 @@
-"""The webhook's pure parts: settings, certificates, what it reviews; kopf's digest record."""
+"""The webhook's pure parts: settings, certificates, what it reviews."""
 
 from __future__ import annotations
 
@@ -8,11 +8,8 @@ import ssl
 import threading
 from pathlib import Path
 
-import kopf
 import pytest
 
-from atomic_operator import GROUP
-from atomic_operator.bookkeeping import DigestDiffBaseStorage
 from atomic_operator.webhook.certs import self_signed
 from atomic_operator.webhook.review import agent_problems, pipeline_problems, spec_unchanged
 from atomic_operator.webhook.settings import WebhookSettings
@@ -98,18 +95,3 @@ def test_metadata_only_updates_are_not_reviewed() -> None:
     assert spec_unchanged(body, {**body, "metadata": {"finalizers": ["x"]}})
     assert not spec_unchanged(body, None)
     assert not spec_unchanged(body, variant("task-processor", {"spec": {"replicas": 3}}))
-
-
-def _body(**patch: object) -> kopf.Body:
-    return kopf.Body(variant("task-processor", patch))
-
-
-def test_digest_record_follows_the_spec_not_kopfs_own_annotations() -> None:
-    storage = DigestDiffBaseStorage(prefix=GROUP, key="last-handled-configuration")
-    base = storage.build(body=_body())
-    assert list(base) == ["digest"] and len(str(base["digest"])) == 64
-    assert storage.build(body=_body(metadata={"annotations": {
-        f"{GROUP}/reconcile": '{"retries": 1}'}})) == base
-    assert storage.build(body=_body(status={"replicas": 3})) == base
-    assert storage.build(body=_body(spec={"replicas": 3})) != base
-    assert storage.build(body=_body(metadata={"labels": {"team": "a"}})) != base

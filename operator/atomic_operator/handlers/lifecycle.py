@@ -12,7 +12,7 @@ import kopf
 
 from atomic_operator import GROUP
 from atomic_operator.autoscaler.controller import Autoscalers
-from atomic_operator.bookkeeping import DigestDiffBaseStorage
+from atomic_operator.bookkeeping import ObservedGenerationDiffBase, UnbrandedProgressStorage
 from atomic_operator.handlers.types import Logger
 from atomic_operator.k8s import KubeClient
 from atomic_operator.k8s.credentials import Credentials, CredentialsError
@@ -56,9 +56,8 @@ async def startup(*, settings: kopf.OperatorSettings, memo: Any, logger: Logger,
     ours = OperatorSettings.from_env()
     # kopf's bookkeeping lives under our own API group, not kopf.zalando.org.
     settings.persistence.finalizer = f"{GROUP}/finalizer"
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = DigestDiffBaseStorage(
-        prefix=GROUP, key="last-handled-configuration")
+    settings.persistence.progress_storage = UnbrandedProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = ObservedGenerationDiffBase()
     webhook = WebhookSettings.from_env()
     settings.admission.server = webhook_endpoint(webhook)
     settings.admission.managed = webhook.configuration if webhook.enabled else None

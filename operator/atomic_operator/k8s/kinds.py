@@ -69,16 +69,24 @@ class ChildKind:
     optional: bool = False
     """Only some owners have one (an HPA only in hpa mode): these are indexed, so that one
     no longer wanted is deleted without a GET."""
+    refusable: bool = False
+    """Carries fields the user wrote that the API server checks further than the CRD can
+    (a pod template's affinity, an HPA's bounds, network peers): the reconcile dry-runs
+    these before writing anything, so a refusal leaves nothing half made. The others are
+    rendered from the owner's name (which the CRD's CEL rule keeps a DNS-1035 label) and
+    from what the operator checks itself (the ConfigMap's size); a dry run of each cost
+    the API server as much as the apply that follows, for a refusal that cannot come
+    (tests/unit/test_render.py checks they ignore the rest of the spec)."""
 
 
 CHILDREN: tuple[ChildKind, ...] = (
-    ChildKind(DEPLOYMENT, AGENT),
+    ChildKind(DEPLOYMENT, AGENT, refusable=True),
     ChildKind(CONFIG_MAP, AGENT),
     ChildKind(SERVICE, AGENT),
-    ChildKind(HPA, AGENT, optional=True),
+    ChildKind(HPA, AGENT, optional=True, refusable=True),
     ChildKind(PDB, AGENT, optional=True),
-    ChildKind(NETWORK_POLICY, AGENT, optional=True),
-    ChildKind(DEPLOYMENT, PIPELINE),
+    ChildKind(NETWORK_POLICY, AGENT, optional=True, refusable=True),
+    ChildKind(DEPLOYMENT, PIPELINE, refusable=True),
     ChildKind(CONFIG_MAP, PIPELINE),
     ChildKind(SERVICE, PIPELINE),
 )
@@ -96,6 +104,11 @@ def child_kinds() -> tuple[Kind, ...]:
 
 def optional_children(owner: Owner) -> tuple[ChildKind, ...]:
     return tuple(c for c in CHILDREN if c.owner == owner and c.optional)
+
+
+def refusable_kinds(owner: Owner) -> frozenset[str]:
+    """The kind names of the owner's children that are dry-run before the first write."""
+    return frozenset(c.kind.kind for c in CHILDREN if c.owner == owner and c.refusable)
 
 
 def owner_label(owner: Owner) -> str:

@@ -156,10 +156,10 @@ async def reconcile_agent(env: AgentEnv, body: Mapping[str, Any]) -> AgentOutcom
     spec_changed = not first_time and status.get("observedGeneration") != generation
     try:
         if first_time or spec_changed:
-            # Every child is dry-run before any is written: a spec the API server refuses
-            # (an HPA with minReplicas 0, a toleration it rejects) leaves nothing half made
-            # on creation, and the old children whole on an update.
-            await dry_run(env.client, wanted_children(rendered.children, owner))
+            # Every child the API server may refuse is dry-run before any is written: a
+            # spec it refuses (an HPA with minReplicas 0, a toleration it rejects) leaves
+            # nothing half made on creation, and the old children whole on an update.
+            await dry_run(env.client, wanted_children(rendered.children, owner), AGENT)
         order = rendered.children if first_time else rendered.update_order
         deployment: dict[str, Any] = {}
         for child in wanted_children(order, owner):

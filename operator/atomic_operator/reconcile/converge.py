@@ -17,15 +17,19 @@ from typing import Any
 
 from atomic_operator.drift import diverged
 from atomic_operator.k8s import Api, ApiError
+from atomic_operator.k8s.kinds import Owner, refusable_kinds
 from atomic_operator.k8s.resources import object_path
 from atomic_operator.settings import FIELD_MANAGER
 
 
-async def dry_run(client: Api, children: Iterable[dict[str, Any]]) -> None:
-    """Every child through the API server's own validation, none written; raises the
-    first refusal. The reconcile runs it before writing anything, the webhook at apply."""
+async def dry_run(client: Api, children: Iterable[dict[str, Any]], owner: Owner) -> None:
+    """Every child the API server may refuse for the user's fields (`ChildKind.refusable`)
+    through its own validation, none written; raises the first refusal. The reconcile runs
+    it before writing anything, the webhook at apply."""
+    refusable = refusable_kinds(owner)
     for child in children:
-        await client.apply(child, FIELD_MANAGER, dry_run=True)
+        if child["kind"] in refusable:
+            await client.apply(child, FIELD_MANAGER, dry_run=True)
 
 
 async def apply_child(client: Api, child: dict[str, Any]) -> dict[str, Any]:

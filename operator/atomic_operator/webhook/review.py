@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from atomic_operator.api import AtomicPipeline
 from atomic_operator.checks import check_agent
 from atomic_operator.k8s import Api, ApiError
+from atomic_operator.k8s.kinds import AGENT
 from atomic_operator.pipeline_check import check_pipeline
 from atomic_operator.problems import SpecProblem, from_validation_error
 from atomic_operator.reconcile.agent import parse_agent, refused_for_its_content, rejected
@@ -58,7 +59,7 @@ async def refused_children(client: Api, body: Mapping[str, Any],
     who = AgentIdentity(str(meta.get("name", "")), str(meta.get("namespace", "")),
                         str(meta.get("uid") or PLACEHOLDER_UID))
     try:
-        await asyncio.wait_for(dry_run(client, render_agent(parsed, who, settings).children),
+        await asyncio.wait_for(dry_run(client, render_agent(parsed, who, settings).children, AGENT),
                                DRY_RUN_SECONDS)
     except ApiError as err:
         return [rejected(err)] if refused_for_its_content(err) else []
