@@ -23,7 +23,7 @@ async def reconcile(*, body: kopf.Body, reason: str, memo: Any, logger: Logger,
 
 @kopf.on.event(ATOMIC_AGENT.group, ATOMIC_AGENT.version, ATOMIC_AGENT.plural,
                 when=lambda type, **_: type == "DELETED")
-def forget(*, body: kopf.Body, memo: Any, **_: Any) -> None:
+async def forget(*, body: kopf.Body, memo: Any, **_: Any) -> None:
     """Children go with the agent through garbage collection; only our memory remains."""
     reconciler: AgentReconciler = memo.reconciler
     reconciler.forget(body)

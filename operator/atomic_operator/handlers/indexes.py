@@ -52,7 +52,7 @@ class IndexView(Mapping[Any, Any]):
 
 
 @kopf.index(CONFIG_MAP.group, CONFIG_MAP.version, CONFIG_MAP.plural, labels=UNMANAGED)
-def config_map_digests(*, namespace: str | None, name: str, body: kopf.Body, **_: Any
+async def config_map_digests(*, namespace: str | None, name: str, body: kopf.Body, **_: Any
                        ) -> dict[tuple[str | None, str], dict[str, str]]:
     """Digests of users' ConfigMaps (not the operator's own) for context providers."""
     data = {**(body.get("data") or {}), **(body.get("binaryData") or {})}
@@ -60,14 +60,14 @@ def config_map_digests(*, namespace: str | None, name: str, body: kopf.Body, **_
 
 
 @kopf.index(ATOMIC_AGENT.group, ATOMIC_AGENT.version, ATOMIC_AGENT.plural)
-def agents(*, namespace: str | None, name: str, body: kopf.Body, **_: Any
+async def agents(*, namespace: str | None, name: str, body: kopf.Body, **_: Any
            ) -> dict[tuple[str | None, str], dict[str, Any]]:
     """The latest body of every agent, for reconciles triggered by other objects' events."""
     return {(namespace, name): copy.deepcopy(dict(body))}
 
 
 @kopf.index(ATOMIC_AGENT.group, ATOMIC_AGENT.version, ATOMIC_AGENT.plural)
-def agents_by_config_map(*, namespace: str | None, name: str, spec: kopf.Spec, **_: Any
+async def agents_by_config_map(*, namespace: str | None, name: str, spec: kopf.Spec, **_: Any
                          ) -> dict[tuple[str | None, Any], str]:
     """(namespace, ConfigMap) → agents whose context providers read it."""
     names = {(p.get("configMapKeyRef") or {}).get("name")
@@ -85,7 +85,7 @@ def _register_optional_index(child: ChildKind) -> None:
 
     @kopf.index(child.kind.group, child.kind.version, child.kind.plural, labels=MANAGED,
                 id=_optional_index_id(child))
-    def optional_child(*, namespace: str | None, labels: kopf.Labels, **_: Any
+    async def optional_child(*, namespace: str | None, labels: kopf.Labels, **_: Any
                        ) -> dict[tuple[str | None, str], str]:
         """(namespace, owner) → the kind, for each optional child the operator made."""
         return {(namespace, labels.get(label, "")): child.kind.kind}
@@ -132,7 +132,7 @@ def scale_target(spec: Mapping[str, Any], default_kind: str | None = None
 
 
 @kopf.index(HPA.group, HPA.version, HPA.plural, when=not_ours)
-def external_hpas(*, namespace: str | None, name: str, spec: kopf.Spec, **_: Any
+async def external_hpas(*, namespace: str | None, name: str, spec: kopf.Spec, **_: Any
                   ) -> dict[tuple[str | None, str], ExternalAutoscaler]:
     """(namespace, agent) → HPAs of others that scale its Deployment (they own its
     replicas) or the agent itself (they write its spec.replicas)."""
@@ -143,7 +143,7 @@ def external_hpas(*, namespace: str | None, name: str, spec: kopf.Spec, **_: Any
 
 
 @kopf.index(SCALED_OBJECT.group, SCALED_OBJECT.version, SCALED_OBJECT.plural)
-def external_scaled_objects(*, namespace: str | None, name: str, spec: kopf.Spec, **_: Any
+async def external_scaled_objects(*, namespace: str | None, name: str, spec: kopf.Spec, **_: Any
                             ) -> dict[tuple[str | None, str], ExternalAutoscaler]:
     """(namespace, agent) → KEDA ScaledObjects that scale its Deployment or the agent.
     Served only where the KEDA CRD exists; elsewhere kopf logs that it cannot serve it,
@@ -156,7 +156,7 @@ def external_scaled_objects(*, namespace: str | None, name: str, spec: kopf.Spec
 
 
 @kopf.index(DEPLOYMENT.group, DEPLOYMENT.version, DEPLOYMENT.plural, labels=MANAGED)
-def deployments(*, namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
+async def deployments(*, namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
                 ) -> dict[tuple[str | None, str], dict[str, Any]]:
     """(namespace, agent) → its Deployment's metadata, spec.replicas and status: what the
     custom autoscaler's loop needs every tick, without a GET."""
@@ -173,7 +173,7 @@ def deployments(*, namespace: str | None, labels: kopf.Labels, body: kopf.Body, 
 
 @kopf.index(ENDPOINT_SLICE.group, ENDPOINT_SLICE.version, ENDPOINT_SLICE.plural,
             labels={**MANAGED, AGENT_LABEL: kopf.PRESENT})
-def endpoint_slices(*, namespace: str | None, labels: kopf.Labels, body: kopf.Body,
+async def endpoint_slices(*, namespace: str | None, labels: kopf.Labels, body: kopf.Body,
                     **_: Any) -> dict[tuple[str | None, str], dict[str, Any]]:
     """(namespace, agent) → the EndpointSlices of its Service (the EndpointSlice controller
     copies the Service's labels onto them): the Ready pods the autoscaler scrapes."""
@@ -183,7 +183,7 @@ def endpoint_slices(*, namespace: str | None, labels: kopf.Labels, body: kopf.Bo
 
 
 @kopf.index(NAMESPACE.group, NAMESPACE.version, NAMESPACE.plural)
-def terminating_namespaces(*, name: str, meta: kopf.Meta, **_: Any) -> dict[str, bool]:
+async def terminating_namespaces(*, name: str, meta: kopf.Meta, **_: Any) -> dict[str, bool]:
     """Namespaces being deleted: everything in them goes, so nothing there is restored,
     re-checked or reported (a Secret deleted before its agents is no MissingSecret)."""
     return {name: True} if meta.get("deletionTimestamp") else {}
