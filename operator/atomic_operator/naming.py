@@ -19,6 +19,7 @@ CONFIG_MOUNT = f"{CONFIG_DIR}/config"
 CONTEXT_DIR = f"{CONFIG_DIR}/context"
 API_KEY_ENV = "ATOMIC_AGENT_API_KEY"
 AUTH_TOKEN_ENV = "ATOMIC_AGENT_AUTH_TOKEN"
+AGENT_TOKEN_ENV_PREFIX = "ATOMIC_PIPELINE_AGENT_TOKEN_"
 """The bearer token POST /run requires (runtime: agent_image/atomic_runtime)."""
 PIPELINE_RUNNER_LABELS = {"app.kubernetes.io/component": "pipeline",
                           "app.kubernetes.io/managed-by": MANAGED_BY}
@@ -42,6 +43,12 @@ def agent_labels(name: str) -> dict[str, str]:
 def agent_selector(name: str) -> dict[str, str]:
     """The pod selector: immutable on a Deployment, so it uses only the agent's name."""
     return {AGENT_LABEL: name}
+
+
+def agent_token_env(agent: str) -> str:
+    """The runner's env var holding `agent`'s bearer token: ATOMIC_PIPELINE_AGENT_TOKEN_
+    and the name upper-cased, '-' as '_' (one per agent: agent names are DNS-1035 labels)."""
+    return AGENT_TOKEN_ENV_PREFIX + agent.upper().replace("-", "_").replace(".", "_")
 
 
 def config_map_name(agent: str) -> str:

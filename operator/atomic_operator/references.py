@@ -4,13 +4,16 @@ Users' ConfigMaps are indexed from the operator's watch; Secrets are never liste
 watched (their RBAC is `get`): the runner reads the ones an agent names, by name, before
 each reconcile and again every `secretRecheckSeconds`, and keeps only key digests (never
 values). Resolving is then a pure lookup.
+
+A pipeline's runner references the bearer-token Secrets of the agents its steps call
+(`pipeline_tokens`): it sends each agent that agent's own token, from the same Secret key.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +34,36 @@ def secret_names(spec: Mapping[str, Any]) -> set[str]:
     names |= {(p.get("secretKeyRef") or {}).get("name") for p in spec.get("contextProviders") or []}
     names.add(((spec.get("access") or {}).get("bearerTokenSecretRef") or {}).get("name"))
     return {n for n in names if n}
+
+
+def agent_token_ref(agent: Mapping[str, Any] | None) -> tuple[str, str] | None:
+    """(Secret name, key) of an AtomicAgent body's `spec.access.bearerTokenSecretRef`."""
+    spec = (agent or {}).get("spec") or {}
+    ref = (spec.get("access") or {}).get("bearerTokenSecretRef") or {}
+    name, key = ref.get("name"), ref.get("key")
+    return (name, key) if isinstance(name, str) and isinstance(key, str) and name and key \
+        else None
+
+
+def pipeline_tokens(agent_names: Iterable[str], agents: Mapping[str, Mapping[str, Any]]
+                    ) -> dict[str, tuple[str, str]]:
+    """Agent → (Secret name, key) of its bearer token, for each distinct agent a pipeline's
+    steps call that requires one (`agents`: name → AtomicAgent body, as stored)."""
+    found = {name: agent_token_ref(agents.get(name)) for name in sorted(set(agent_names))}
+    return {name: ref for name, ref in found.items() if ref is not None}
+
+
+def tokens_digest(namespace: str, tokens: Mapping[str, tuple[str, str]],
+                  secrets: ObjectIndex) -> str:
+    """A digest of the token keys a pipeline's runner reads ("" when it reads none), for
+    its config hash: a rotated token rolls the runner. A Secret or key not there yet is
+    left out; the agent reports it, and its appearance changes the digest."""
+    found = {f"Secret/{name}/{key}": digests[key]
+             for name, key in sorted(set(tokens.values()))
+             if key in (digests := secrets.get((namespace, name)) or {})}
+    if not found:
+        return ""
+    return hashlib.sha256(json.dumps(found, sort_keys=True).encode()).hexdigest()
 
 
 def key_digests(data: Mapping[str, str] | None) -> dict[str, str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +38,12 @@ from atomic_operator.reconcile.agent import (
 )
 from atomic_operator.reconcile.pipeline_children import PipelineEnv, PipelineResult
 from atomic_operator.reconcile.status_writer import Event, StatusWriter
-from atomic_operator.references import ObjectIndex, key_digests, secret_names
+from atomic_operator.references import (
+    ObjectIndex,
+    key_digests,
+    pipeline_tokens,
+    secret_names,
+)
 from atomic_operator.replicas import ExternalAutoscaler
 from atomic_operator.settings import OperatorSettings
 
@@ -114,9 +119,13 @@ class AgentReconciler:
     async def read_secrets(self, body: Mapping[str, Any]) -> dict[Key, dict[str, str]]:
         """Key digests of the Secrets the agent names, read by name now; absent ones are
         left out (the reconcile reports them). Values are digested at once, never kept."""
-        namespace = body["metadata"]["namespace"]
+        return await self._read_named(body["metadata"]["namespace"],
+                                      secret_names(body.get("spec") or {}))
+
+    async def _read_named(self, namespace: str, names: Iterable[str]
+                          ) -> dict[Key, dict[str, str]]:
         found: dict[Key, dict[str, str]] = {}
-        for name in sorted(secret_names(body.get("spec") or {})):
+        for name in sorted(set(names)):
             try:
                 secret = await self.client.get(resource_path("v1", "Secret", namespace, name))
             except ApiError as err:
@@ -242,12 +251,21 @@ class AgentReconciler:
                        work: Callable[[PipelineEnv], Awaitable[PipelineResult]], *,
                        agents: Mapping[str, Mapping[str, Any]],
                        external: tuple[ExternalAutoscaler, ...] = (),
+                       renders: bool = True,
                        logger: logging.Logger | Any) -> PipelineResult | None:
         """Run one pipeline reconcile (or follow) at a time per pipeline, counted; None
-        when its namespace is being deleted."""
+        when its namespace is being deleted. A reconcile that `renders` first reads, by
+        name, the token Secrets of the agents the pipeline calls (key digests only)."""
         meta = body["metadata"]
         key = (meta["namespace"], f"{PIPELINE}/{meta['name']}")
-        env = PipelineEnv(self.client, self.settings, self.writer, agents, external)
+        secrets: dict[Key, dict[str, str]] = {}
+        if renders:
+            steps = (body.get("spec") or {}).get("steps") or []
+            tokens = pipeline_tokens(
+                (str((s.get("agentRef") or {}).get("name")) for s in steps), agents)
+            secrets = await self._read_named(meta["namespace"],
+                                             (name for name, _ in tokens.values()))
+        env = PipelineEnv(self.client, self.settings, self.writer, agents, external, secrets)
         started = time.perf_counter()
         async with self.lock(body):
             try:

@@ -2,7 +2,9 @@
 HTTP through the node's proxy and the Services' EndpointSlices, the loopback fake LLM.
 
 Two fake providers, so content-analyzer can answer a fixed analysis (three
-recommendations) while task-processor's answers are synthesized from its schema.
+recommendations) while task-processor's answers are synthesized from its schema. In the
+token test task-processor is token-protected: its Secret key reaches the runner pod through
+the secretKeyRef the operator renders, as it reaches the agent's.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from atomic_devcluster import ControlPlane
 from atomic_devcluster.operator_process import OperatorProcess
 from tests.fakes.openai_server import FakeServerThread
 from tests.support.kube import Kube, eventually
-from tests.support.manifests import example, variant
+from tests.support.manifests import example, merge_patch, variant
 
 RECOMMENDATIONS = ["Fix the roof", "Paint the fence", "Clean the gutters"]
 ANALYSIS = {"summary": "A house in need of care.", "insights": ["old roof"],
@@ -127,3 +129,63 @@ def test_the_example_pipeline_runs_and_an_agent_at_zero_is_a_clear_error(
     refused = atomicctl(control_plane, "call", "pipeline/analysis-to-tasks", "-n",
                         kube.namespace, "--input", json.dumps(CONTENT))
     assert refused.returncode != 0 and "no ready endpoints" in refused.stderr
+
+
+TOKEN = "tok-for-the-pipeline-4c9e1f"
+PROTECTED = {"spec": {"access": {"bearerTokenSecretRef": {"name": "tp-token", "key": "token"}}}}
+
+
+def runner_hash(kube: Kube) -> str:
+    template = kube.get("deployment", "analysis-to-tasks")["spec"]["template"]
+    return str(template["metadata"]["annotations"]["atomicagents.io/config-hash"])
+
+
+def test_a_pipeline_calls_a_token_protected_agent_and_follows_its_rotation(
+        proc_kube: Kube, operator: OperatorProcess, fake_llm: FakeServerThread,
+        analyst_llm: FakeServerThread, control_plane: ControlPlane) -> None:
+    kube = proc_kube
+    kube.run("create", "secret", "generic", "openai-credentials", "--from-literal=api-key=k")
+    kube.run("create", "secret", "generic", "tp-token", f"--from-literal=token={TOKEN}")
+    kube.apply(agent("content-analyzer", analyst_llm))
+    kube.apply(merge_patch(agent("task-processor", fake_llm), PROTECTED))
+    kube.apply(example("analysis-to-tasks"))
+    kube.run("wait", "--for=condition=Ready", "--timeout=120s",
+             "atomicpipeline/analysis-to-tasks")
+
+    (container,) = kube.get("deployment", "analysis-to-tasks")["spec"]["template"]["spec"][
+        "containers"]
+    tokens = [e for e in container["env"] if "TOKEN" in e["name"]]
+    assert tokens == [{"name": "ATOMIC_PIPELINE_AGENT_TOKEN_TASK_PROCESSOR", "valueFrom": {
+        "secretKeyRef": {"name": "tp-token", "key": "token"}}}]
+    config = json.loads(kube.get("configmap", "analysis-to-tasks-config")["data"][
+        "pipeline.json"])
+    assert [s.get("tokenEnv") for s in config["steps"]] == [
+        None, "ATOMIC_PIPELINE_AGENT_TOKEN_TASK_PROCESSOR"]
+
+    def call() -> subprocess.CompletedProcess[str]:
+        return atomicctl(control_plane, "call", "pipeline/analysis-to-tasks", "-n",
+                         kube.namespace, "--input", json.dumps(CONTENT))
+
+    answer = call()
+    assert answer.returncode == 0, answer.stderr
+    make = json.loads(answer.stdout)["trace"][1]
+    assert [a["status"] for c in make["calls"] for a in c["attempts"]] == [200] * 3
+    # the agent really is closed: a call without the token is refused
+    agent_pods = json.loads(kube.run("get", "pods", "-l", "atomicagents.io/agent="
+                                     "task-processor", "-o", "json"))["items"]
+    agent_ip = next(p["status"]["podIP"] for p in agent_pods if p["status"].get("podIP"))
+    status, _ = through_proxy(control_plane, f"http://{agent_ip}:8080/run",
+                              {"description": "anything"})
+    assert status == 401
+    dumped = kube.run("get", "deployment,configmap,atomicpipeline,atomicagent,events", "-o",
+                      "json")
+    assert TOKEN not in dumped
+
+    # rotation: the runner's config hash moves with the agent's and, once both have rolled,
+    # runs succeed with the new token
+    before = runner_hash(kube)
+    kube.run("patch", "secret/tp-token", "--type=merge", "-p",
+             '{"stringData": {"token": "tok-rotated-for-the-pipeline-8d2a"}}')
+    eventually(lambda: runner_hash(kube) != before, timeout=30, what="the runner rolled")
+    eventually(lambda: call().returncode == 0, timeout=120,
+               what="a run with the rotated token")

@@ -151,7 +151,8 @@ class Runtime:
             "ATOMIC_AGENT_METRICS_PORT": str(self.metrics_port),
             "ATOMIC_AGENT_API_KEY": API_KEY,
             "ATOMIC_AGENT_DRAIN_DELAY_SECONDS": "0.3",
-            "PYTHONPATH": str(REPO),
+            # this checkout's runtime, even where the virtualenv's editable install is another's
+            "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'agent_image'}",
             **(env or {}),
         }
         self.proc: subprocess.Popen[bytes] | None = None

@@ -42,18 +42,22 @@ def pipeline_doc(source: str, patch: dict[str, Any] | None = None) -> dict[str, 
 
 
 def runner_config_for(doc: dict[str, Any], agents: dict[str, Runtime],
-                      urls: dict[str, str] | None = None) -> dict[str, Any]:
+                      urls: dict[str, str] | None = None,
+                      access: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """The runner config the operator renders for `doc`, calling the agent processes.
 
-    `urls` overrides where a step's agent is reached (e.g. a port nothing listens on).
+    `urls` overrides where a step's agent is reached (e.g. a port nothing listens on);
+    `access` gives agents their AtomicAgent `spec.access` (a bearer token Secret).
     """
     pipeline = AtomicPipeline.model_validate(doc)
     schemas = {name: AgentSchemas(rt.config["inputSchema"], rt.config["outputSchema"])
                for name, rt in agents.items()}
     check = check_pipeline(pipeline, schemas)
-    bodies = {name: {"spec": {"concurrency": {
+    bodies: dict[str, dict[str, Any]] = {name: {"spec": {"concurrency": {
         "requestTimeoutSeconds": rt.config["requestTimeoutSeconds"]}}}
         for name, rt in agents.items()}
+    for name, spec_access in (access or {}).items():
+        bodies[name]["spec"]["access"] = spec_access
     config = runner_config(pipeline, doc["metadata"]["name"], "default", check, bodies,
                            "cluster.local")
     for step in config["steps"]:

@@ -6,10 +6,13 @@ The behaviour against the real API server is in tests/k8s/test_pipeline_runner.p
 
 from __future__ import annotations
 
+import base64
 import json
+import logging
 from collections.abc import Mapping
 from typing import Any
 
+from atomic_operator.k8s import ApiError
 from atomic_operator.k8s.resources import resource_path
 from atomic_operator.reconcile.pipeline_children import (
     PipelineEnv,
@@ -17,7 +20,11 @@ from atomic_operator.reconcile.pipeline_children import (
     reconcile_pipeline,
 )
 from atomic_operator.reconcile.status_writer import Event, StatusWriter
+from atomic_operator.render.agent import config_hash
+from atomic_operator.render.config import config_json
+from atomic_operator.runner import AgentReconciler
 from atomic_operator.settings import OperatorSettings
+from atomic_runtime.pipeline.config import PipelineConfig
 from tests.support.manifests import example, variant
 from tests.support.memory_api import MemoryApi
 
@@ -138,3 +145,101 @@ async def test_a_name_taken_by_an_agent_blocks_the_runner() -> None:
     ready = world.condition("Ready")
     assert (ready["status"], ready["reason"]) == ("False", "NameConflict")
     assert [e[:2] for e in world.events] == [("Warning", "NameConflict")]
+
+
+TOKEN = "pipeline-token-9f3aK2L8vQx7"
+TOKEN_ENV = "ATOMIC_PIPELINE_AGENT_TOKEN_TASK_PROCESSOR"
+CLOSED = {"access": {"bearerTokenSecretRef": {"name": "agent-token", "key": "token"}}}
+SECRET = resource_path("v1", "Secret", NS, "agent-token")
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+class SecretReads:
+    """The in-memory API, answering GETs of Secrets from `data` (base64 values, as stored)
+    and recording them: the operator reads Secrets by name, never lists them."""
+
+    def __init__(self, api: MemoryApi, data: dict[str, dict[str, str]]) -> None:
+        self.api = api
+        self.data = data
+        self.reads: list[str] = []
+
+    async def get(self, path: str) -> dict[str, Any]:
+        self.reads.append(path)
+        name = path.rsplit("/", 1)[-1]
+        if name not in self.data:
+            raise ApiError(404, "NotFound", f"secrets {name!r} not found")
+        return {"kind": "Secret", "data": dict(self.data[name])}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.api, name)
+
+
+async def reconcile_through_the_runner(world: World, client: SecretReads) -> Any:
+    """The handlers' path: the runner reads the token Secrets, then the reconcile renders."""
+    reconciler = AgentReconciler(client, OperatorSettings(), world.writer)  # type: ignore[arg-type]
+    world.api.calls.clear()
+    world.events.clear()
+    body = world.api.get(PIPELINE)
+    return await reconciler.pipeline(body, "test", lambda env: reconcile_pipeline(env, body),
+                                     agents=world.agents, logger=logging.getLogger("test"))
+
+
+def runner_env(world: World) -> list[dict[str, Any]]:
+    (container,) = world.api.get(DEPLOYMENT)["spec"]["template"]["spec"]["containers"]
+    return list(container["env"])
+
+
+async def test_a_protected_agents_token_reaches_the_runner_only_as_a_secret_key_ref() -> None:
+    world = World()
+    world.agents["task-processor"] = agent("task-processor", **CLOSED)
+    client = SecretReads(world.api, {"agent-token": {"token": b64(TOKEN)}})
+    result = await reconcile_through_the_runner(world, client)
+    assert result.result == "applied"
+    assert client.reads == [SECRET]  # the one token Secret, by name
+    tokens = [e for e in runner_env(world) if "TOKEN" in e["name"]]
+    assert tokens == [{"name": TOKEN_ENV, "valueFrom": {"secretKeyRef": {
+        "name": "agent-token", "key": "token"}}}]  # content-analyzer requires none
+    config = json.loads(world.api.get(CONFIG_MAP)["data"]["pipeline.json"])
+    steps = {s["name"]: s for s in config["steps"]}
+    assert steps["make-tasks"]["tokenEnv"] == TOKEN_ENV
+    assert "tokenEnv" not in steps["analyze"]
+    assert PipelineConfig.model_validate(config).step("make-tasks").token_env == TOKEN_ENV
+    written = json.dumps([c.body for c in world.api.calls]) + json.dumps(world.events)
+    assert TOKEN not in written and b64(TOKEN) not in written
+
+    # rotation: the same spec, a new value in the Secret: a new hash, the runner rolls
+    before = world.status()["configHash"]
+    client.data["agent-token"]["token"] = b64("a-rotated-pipeline-token-77")
+    await reconcile_through_the_runner(world, client)
+    after = world.status()["configHash"]
+    assert after != before
+    template = world.api.get(DEPLOYMENT)["spec"]["template"]
+    assert template["metadata"]["annotations"]["atomicagents.io/config-hash"] == after
+    assert ("Normal", "RollingOut") in [e[:2] for e in world.events]
+
+
+async def test_a_pipeline_calling_no_protected_agent_reads_no_secret() -> None:
+    world = World()
+    client = SecretReads(world.api, {"agent-token": {"token": b64(TOKEN)}})
+    await reconcile_through_the_runner(world, client)
+    assert client.reads == []
+    assert not [e for e in runner_env(world) if "TOKEN" in e["name"]]
+    stored = world.api.get(CONFIG_MAP)["data"]["pipeline.json"]
+    assert "tokenEnv" not in stored
+    # the hash is the configuration's alone, as before tokens existed: no roll on upgrade
+    assert world.status()["configHash"] == config_hash(config_json(json.loads(stored)), "")
+
+
+async def test_a_token_secret_not_there_yet_renders_and_its_arrival_rolls_the_runner() -> None:
+    world = World()
+    world.agents["task-processor"] = agent("task-processor", **CLOSED)
+    client = SecretReads(world.api, {})
+    await reconcile_through_the_runner(world, client)
+    assert [e["name"] for e in runner_env(world) if "TOKEN" in e["name"]] == [TOKEN_ENV]
+    before = world.status()["configHash"]
+    client.data["agent-token"] = {"token": b64(TOKEN)}
+    await reconcile_through_the_runner(world, client)
+    assert world.status()["configHash"] != before

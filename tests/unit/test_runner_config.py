@@ -17,7 +17,8 @@ from atomic_operator.pipeline_check import (
 )
 from atomic_operator.render.pipeline_config import runner_config
 from atomic_runtime.pipeline.bindings import ABSENT, Scope, items_of, step_input
-from atomic_runtime.pipeline.config import PipelineConfig
+from atomic_runtime.pipeline.config import PipelineConfig, agent_tokens
+from atomic_runtime.settings import SettingsError
 from tests.support.manifests import example
 from tests.unit.test_pipeline_check import AGENTS, schemas
 
@@ -115,3 +116,25 @@ def test_the_runner_refuses_an_inconsistent_graph() -> None:
     config["waves"] = [["analyze", "make-tasks"]]
     with pytest.raises(ValidationError, match="not in an earlier wave"):
         PipelineConfig.model_validate(config)
+
+
+def test_the_runner_reads_each_named_token_once_and_refuses_a_missing_one() -> None:
+    bodies = {**BODIES, "task-processor": {"spec": {"access": {"bearerTokenSecretRef": {
+        "name": "tp-token", "key": "token"}}}}}
+    doc = example("analysis-to-tasks")
+    pipeline = AtomicPipeline.model_validate(doc)
+    config = PipelineConfig.model_validate(runner_config(
+        pipeline, "analysis-to-tasks", "shop", check_pipeline(pipeline, ALL_AGENTS), bodies,
+        "cluster.local"))
+    name = "ATOMIC_PIPELINE_AGENT_TOKEN_TASK_PROCESSOR"
+    assert [s.token_env for s in config.steps] == [None, name]
+    assert agent_tokens(config, {name: " tok-0123456789abcdef\n", "OTHER": "x"}) == {
+        name: "tok-0123456789abcdef"}  # stripped, as the agent strips its own
+    with pytest.raises(SettingsError, match=f"^{name} is not set: it holds the bearer token "
+                                            "of agent task-processor"):
+        agent_tokens(config, {})
+    with pytest.raises(SettingsError, match=f"^{name} is empty"):
+        agent_tokens(config, {name: "  "})
+    with pytest.raises(ValidationError, match="tokenEnv"):
+        PipelineConfig.model_validate({**config.model_dump(by_alias=True), "steps": [
+            {**s.model_dump(by_alias=True), "tokenEnv": "not a name"} for s in config.steps]})

@@ -12,9 +12,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -41,7 +42,7 @@ from ..logs import request_id
 from ..schema_models import schema_errors
 from .bindings import ABSENT
 from .calls import AgentCaller
-from .config import PipelineConfig
+from .config import PipelineConfig, agent_tokens
 from .metrics import PipelineMetrics
 from .readiness import AgentReadiness
 from .run import PipelineRun, StepFailedError
@@ -127,7 +128,11 @@ class RunEndpoint:
 
 
 def create_pipeline_app(config: PipelineConfig, state: RuntimeState | None = None,
-                        metrics: PipelineMetrics | None = None) -> Starlette:
+                        metrics: PipelineMetrics | None = None,
+                        tokens: Mapping[str, str] | None = None) -> Starlette:
+    """`tokens`: env var name → the agents' bearer tokens; None reads them from the
+    environment (SettingsError when one the config names is missing)."""
+    tokens = agent_tokens(config, os.environ) if tokens is None else tokens
     state = state or RuntimeState()
     metrics = metrics or PipelineMetrics(config.name, [s.name for s in config.steps])
     endpoint = RunEndpoint(config, metrics)
@@ -170,7 +175,7 @@ def create_pipeline_app(config: PipelineConfig, state: RuntimeState | None = Non
         connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30)
         session = aiohttp.ClientSession(connector=connector, trust_env=True,
                                         timeout=aiohttp.ClientTimeout(total=None))
-        endpoint.caller = AgentCaller(session, metrics)
+        endpoint.caller = AgentCaller(session, metrics, tokens)
         await readiness.check(session)
         poller = asyncio.create_task(readiness.run(session))
         state.ready = True

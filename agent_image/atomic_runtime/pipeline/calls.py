@@ -5,6 +5,8 @@ rate-limiting it; after its Retry-After), and no connection at all (a pod going 
 endpoint not yet removed). Never retried: a 422 (the same input fails again) and every other
 answer, which the agent has already retried on its own side where that made sense. A wait
 the deadline cannot afford fails the call at once instead of sleeping into the timeout.
+A step whose agent requires a bearer token (`tokenEnv`) sends `Authorization: Bearer`;
+the others send no Authorization header.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import json
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,15 +92,20 @@ def backoff(attempt: int) -> float:
 
 
 class AgentCaller:
-    def __init__(self, session: aiohttp.ClientSession, metrics: PipelineMetrics) -> None:
+    def __init__(self, session: aiohttp.ClientSession, metrics: PipelineMetrics,
+                 tokens: Mapping[str, str] | None = None) -> None:
         self.session = session
         self.metrics = metrics
+        self.tokens = dict(tokens or {})
+        """Env var name → bearer token (config.agent_tokens): sent to the steps naming it."""
 
     async def call(self, step: StepConfig, payload: Any, request_id: str, record: Call) -> Any:
         """The agent's output for `payload`, or CallFailedError. `record` collects the attempts."""
         url = f"{step.url.rstrip('/')}/run"
         body = json.dumps(payload, separators=(",", ":")).encode()
         headers = {"Content-Type": "application/json", "X-Request-ID": request_id}
+        if step.token_env is not None:
+            headers["Authorization"] = f"Bearer {self.tokens[step.token_env]}"
         total = step.retries + 1
         loop = asyncio.get_running_loop()
         deadline = loop.time() + step.timeout_seconds

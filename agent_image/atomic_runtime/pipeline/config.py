@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
 from ..config import ConcurrencyConfig, _Camel, mounted
+from ..settings import SettingsError
 
 DEFAULT_CONFIG_PATH = "/etc/atomic-agent/agent.json"
 KIND = "PipelineConfig"
@@ -75,6 +77,9 @@ class StepConfig(_Camel):
     retries: int = Field(default=2, ge=0, le=10)
     optional: bool = False
     max_concurrency: int = Field(default=10, ge=1)
+    token_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$")
+    """The env var holding the agent's bearer token (the operator fills it from the agent's
+    Secret); unset: the agent requires none and no Authorization header is sent."""
 
     @model_validator(mode="after")
     def _one_input_shape(self) -> StepConfig:
@@ -142,6 +147,27 @@ class PipelineConfig(_Camel):
 
     def step(self, name: str) -> StepConfig:
         return next(s for s in self.steps if s.name == name)
+
+
+def agent_tokens(config: PipelineConfig, env: Mapping[str, str]) -> dict[str, str]:
+    """Env var name → bearer token, for every `tokenEnv` a step names, read once at start
+    (stripped, as the agent strips its own). A variable named but unset or empty is a
+    start-up error naming the variable and the agents, never a value: the runner would
+    otherwise get 401 from those agents on every run."""
+    agents: dict[str, list[str]] = {}
+    for step in config.steps:
+        if step.token_env is not None:
+            agents.setdefault(step.token_env, [])
+            if step.agent not in agents[step.token_env]:
+                agents[step.token_env].append(step.agent)
+    tokens = {name: env.get(name, "").strip() for name in agents}
+    missing = [name for name, token in tokens.items() if not token]
+    if missing:
+        raise SettingsError("; ".join(
+            f"{name} is {'empty' if name in env else 'not set'}: it holds the bearer token "
+            f"of agent {', '.join(agents[name])} (spec.access.bearerTokenSecretRef)"
+            for name in missing))
+    return tokens
 
 
 def config_path() -> str:

@@ -3,13 +3,16 @@
 Nothing here is pipeline-specific but the app: the same environment (ServerSettings), the
 same connection limits, SIGTERM turning /readyz to 503 at once, the listener open for the
 drain delay, then every admitted run finishing (up to the pipeline's deadline) before the
-process exits 0, exactly as an agent does. Start-up failures are one log line and exit 2.
+process exits 0, exactly as an agent does. Start-up failures are one log line and exit 2,
+among them a bearer-token variable the config names that is unset or empty (the agent would
+answer 401 to every call); the tokens are kept out of every log line, as an agent's are.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
+import os
 
 from ..app import RuntimeState
 from ..config import describe_error
@@ -17,7 +20,7 @@ from ..logs import configure_logging
 from ..server import serve
 from ..settings import SettingsError, load_settings
 from .app import create_pipeline_app
-from .config import load_pipeline_config
+from .config import agent_tokens, load_pipeline_config
 
 log = logging.getLogger("atomic_runtime.pipeline.server")
 
@@ -36,8 +39,14 @@ def main() -> int:
         log.error("cannot load the pipeline configuration",
                   extra={"error": describe_error(exc)})
         return 2
+    try:
+        tokens = agent_tokens(config, os.environ)
+    except SettingsError as exc:
+        log.error("missing agent token", extra={"error": str(exc)})
+        return 2
+    configure_logging(settings.log_level, secrets=tokens.values())
     state = RuntimeState()
-    app = create_pipeline_app(config, state)
+    app = create_pipeline_app(config, state, tokens=tokens)
     gc.freeze()  # as in the agent server: start-up objects stay out of full collections
     # Run bodies are small JSON documents read at once: nothing to cut on shutdown.
     return serve(app, config, settings, state, lambda: None)

@@ -15,6 +15,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from atomic_operator.settings import DEFAULT_RUNTIME_IMAGE
 
@@ -27,10 +28,16 @@ class Image:
     env: Mapping[str, str] = field(default_factory=dict)
 
 
+CHECKOUT = Path(__file__).resolve().parents[3]
+"""The checkout this harness runs from: the runtime image's code is its agent_image/ (what
+the Dockerfile copies), even when the virtualenv's editable install is another checkout's
+(a git worktree sharing one virtualenv)."""
+
 # What agent_image/Dockerfile sets; the pod's own env comes on top.
 _RUNTIME = Image(
     entrypoint=(PYTHON, "-m", "atomic_runtime"),
     env={"PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1",
+         "PYTHONPATH": str(CHECKOUT / "agent_image"),
          "ATOMIC_AGENT_CONFIG": "/etc/atomic-agent/agent.json", "ATOMIC_AGENT_PORT": "8080",
          "ATOMIC_AGENT_METRICS_PORT": "9090"},
 )

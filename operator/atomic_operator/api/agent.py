@@ -375,7 +375,8 @@ class Access(ApiModel):
     bearer_token_secret_ref: SecretKeyRef | None = None
     """A Secret key holding a token (16 characters or more) that POST /run requires as
     `Authorization: Bearer <token>`; /healthz, /readyz and /metrics stay open. It reaches
-    the pod as ATOMIC_AGENT_AUTH_TOKEN; rotating it rolls the pods."""
+    the pod as ATOMIC_AGENT_AUTH_TOKEN, and the runners of pipelines calling the agent as
+    ATOMIC_PIPELINE_AGENT_TOKEN_<AGENT>; rotating it rolls both."""
 
 
 class AtomicAgentSpec(ApiModel):

@@ -54,8 +54,9 @@ async def reconcile(*, body: kopf.Body, old: Any, reason: str, memo: Any, logger
 async def recheck(*, type: str, body: kopf.Body, namespace: str | None, name: str,
                   memo: Any, logger: Logger, **kwargs: Any) -> None:
     """An agent appeared, changed or went: the pipelines calling it are reconciled again
-    (its schemas, deadline and readiness are part of theirs), and a change that breaks one
-    is also a Warning on the agent."""
+    (its schemas, deadline, readiness and bearer token are part of theirs; a rotated
+    token reaches them this way: the Secret re-check reconciles the agent, whose status
+    changes), and a change that breaks one is also a Warning on the agent."""
     if not type or not namespace or namespace in kwargs["terminating_namespaces"]:
         return  # the initial listing (resume reconciles them), or a namespace being deleted
     view = IndexView(kwargs["pipelines"])
@@ -116,7 +117,7 @@ async def reconcile_pipeline_body(body: Mapping[str, Any], trigger: str, memo: A
         return reconcile_pipeline(env, body)
 
     return await reconciler.pipeline(body, trigger, work, agents=agents, external=external,
-                                     logger=logger)
+                                     renders=deployment is None, logger=logger)
 
 
 async def reconcile_pipeline_named(namespace: str, name: str, trigger: str, memo: Any,

@@ -3,6 +3,11 @@
 ConfigMaps are watched (the operator lists them anyway, for its own children). Secrets are
 read by name at each reconcile and again every `secretRecheckSeconds` in one loop, so the
 operator never lists or caches a namespace's Secrets and its RBAC on them is `get`.
+
+Pipelines need no loop of their own: a runner reads only its agents' bearer tokens, and an
+agent whose token Secret changed is reconciled here, writes a new configHash to its status,
+and that event reconciles the pipelines calling it (handlers/atomic_pipeline.py `recheck`),
+which read the Secret again and roll their runner.
 """
 
 from __future__ import annotations

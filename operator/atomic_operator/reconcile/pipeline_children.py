@@ -2,7 +2,8 @@
 
 The same function runs for the pipeline's creation, updates and resumption, a runner child
 deleted or edited by hand, and any change of an agent it names (an agent's schemas and
-deadline are part of the runner's configuration). Like an agent's reconcile it is
+deadline are part of the runner's configuration, and so are their bearer tokens: a rotated
+token rolls the agent, whose new status is such a change). Like an agent's reconcile it is
 idempotent, applies the Deployment first on creation and the ConfigMap first on updates,
 dry-runs an update of the Deployment before touching anything, and writes replicas only
 through the scale subresource, as the replica policy says.
@@ -36,6 +37,7 @@ from atomic_operator.reconcile.pipeline import (
     pipeline_status,
 )
 from atomic_operator.reconcile.status_writer import Event, StatusWriter
+from atomic_operator.references import ObjectIndex, pipeline_tokens, tokens_digest
 from atomic_operator.render import AgentIdentity
 from atomic_operator.render.config import config_bytes
 from atomic_operator.render.pipeline import render_pipeline
@@ -55,6 +57,8 @@ class PipelineEnv:
     agents: Mapping[str, Mapping[str, Any]]
     """name → body of the AtomicAgents in the pipeline's namespace."""
     external: tuple[ExternalAutoscaler, ...] = ()
+    secrets: ObjectIndex = field(default_factory=dict)
+    """Key digests of the bearer-token Secrets of the agents it calls, read by name."""
 
 
 @dataclass
@@ -97,7 +101,9 @@ async def reconcile_pipeline(env: PipelineEnv, body: Mapping[str, Any]) -> Pipel
         return await _write(env, body, PipelineResult("invalid", outcome,
                                                       events=_events(body, outcome)))
     check = check_of(pipeline, env.agents)
-    rendered = render_pipeline(pipeline, who, check, env.agents, env.settings)
+    tokens = pipeline_tokens((s.agent_ref.name for s in pipeline.spec.steps), env.agents)
+    rendered = render_pipeline(pipeline, who, check, env.agents, env.settings,
+                               tokens_digest(who.namespace, tokens, env.secrets))
     blocking = _blocking_problems(who, env.agents, rendered.config)
     if blocking:
         return await _blocked(env, body, blocking)

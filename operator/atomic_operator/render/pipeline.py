@@ -4,6 +4,11 @@ Pure, and built from the agent's templates, so the runner is hardened exactly li
 (non-root, read-only root file system, no service-account token, probes, drain time) and
 carries the same labels with `atomicagents.io/pipeline`. The runner is the agent runtime
 image in pipeline mode: its config's kind is PipelineConfig (render/pipeline_config.py).
+
+Each agent a step calls that requires a bearer token gives the runner one env var,
+`agent_token_env(agent)`, from that agent's own Secret key (a secretKeyRef, never a value);
+the config names the variable, and a digest of the keys is in the config hash, so a
+rotated token rolls the runner as it rolls the agent.
 """
 
 from __future__ import annotations
@@ -24,11 +29,13 @@ from atomic_operator.naming import (
     METRICS_PORT,
     RUNNER_CONFIG_KEY,
     SERVICE_PORT,
+    agent_token_env,
     config_map_name,
     pipeline_labels,
     pipeline_selector,
 )
 from atomic_operator.pipeline_graph import PipelineCheck
+from atomic_operator.references import pipeline_tokens
 from atomic_operator.render.agent import DRAIN_MARGIN_SECONDS, AgentIdentity, config_hash
 from atomic_operator.render.config import config_json
 from atomic_operator.render.pipeline_config import runner_config
@@ -64,14 +71,24 @@ class RenderedPipeline:
         return [self.config_map, self.deployment, self.service]
 
 
+def token_env(pipeline: AtomicPipeline, agents: Mapping[str, Mapping[str, Any]]
+              ) -> list[dict[str, Any]]:
+    """One env var per distinct step agent requiring a bearer token, from its Secret key."""
+    tokens = pipeline_tokens((s.agent_ref.name for s in pipeline.spec.steps), agents)
+    return [{"name": agent_token_env(agent),
+             "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+            for agent, (secret, key) in tokens.items()]
+
+
 def render_pipeline(pipeline: AtomicPipeline, who: AgentIdentity, check: PipelineCheck,
-                    agents: Mapping[str, Mapping[str, Any]], settings: OperatorSettings
-                    ) -> RenderedPipeline:
-    """`agents`: name → AtomicAgent body in the pipeline's namespace (for step deadlines)."""
+                    agents: Mapping[str, Mapping[str, Any]], settings: OperatorSettings,
+                    secrets_digest: str = "") -> RenderedPipeline:
+    """`agents`: name → AtomicAgent body in the pipeline's namespace (for step deadlines and
+    bearer tokens); `secrets_digest`: `references.tokens_digest` of the tokens it reads."""
     config = runner_config(pipeline, who.name, who.namespace, check, agents,
                            settings.cluster_domain)
     stored = config_json(config)
-    digest = config_hash(stored, "")
+    digest = config_hash(stored, secrets_digest)
     runner = pipeline.spec.runner
     resources = (runner.resources.model_dump(by_alias=True, exclude_none=True)
                  if runner.resources is not None else RUNNER_RESOURCES)
@@ -96,6 +113,7 @@ def render_pipeline(pipeline: AtomicPipeline, who: AgentIdentity, check: Pipelin
             {"name": "ATOMIC_AGENT_CONFIG", "value": f"{CONFIG_MOUNT}/{RUNNER_CONFIG_KEY}"},
             {"name": "ATOMIC_AGENT_PORT", "value": str(HTTP_PORT)},
             {"name": "ATOMIC_AGENT_METRICS_PORT", "value": str(METRICS_PORT)},
+            *token_env(pipeline, agents),
         ],
         "resources": resources,
         "context_sources": [],

@@ -5,7 +5,9 @@ as (source, step, path); templates are split into text and references; the waves
 step's dependencies are the check's. So the runner evaluates exactly the graph the check
 proved, and the reference syntax has one parser. The shape is the runtime's
 `atomic_runtime.pipeline.config.PipelineConfig` (documented in docs/pipelines.md; a test
-validates this output against that model). No secret ever appears in it.
+validates this output against that model). No secret ever appears in it: a step whose
+agent requires a bearer token names, in `tokenEnv`, the runner's env var that holds it
+(filled from the agent's own Secret key by render/pipeline.py).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 from atomic_operator import API_VERSION
 from atomic_operator.api.pipeline import AtomicPipeline, InputBinding, PipelineStep
-from atomic_operator.naming import SERVICE_PORT
+from atomic_operator.naming import SERVICE_PORT, agent_token_env
 from atomic_operator.pipeline_graph import (
     PipelineCheck,
     Reference,
@@ -23,6 +25,7 @@ from atomic_operator.pipeline_graph import (
     parse_reference,
     template_parts,
 )
+from atomic_operator.references import agent_token_ref
 
 DEFAULT_AGENT_TIMEOUT_SECONDS = 120
 """An agent's concurrency.requestTimeoutSeconds when its spec is not known."""
@@ -38,7 +41,8 @@ def agent_url(agent: str, namespace: str, cluster_domain: str) -> str:
 def runner_config(pipeline: AtomicPipeline, name: str, namespace: str, check: PipelineCheck,
                   agents: Mapping[str, Mapping[str, Any]], cluster_domain: str
                   ) -> dict[str, Any]:
-    """`agents`: name → AtomicAgent body, for the default step deadlines."""
+    """`agents`: name → AtomicAgent body, for the default step deadlines and the agents
+    that require a bearer token."""
     spec = pipeline.spec
     cycle = [s.name for s in spec.steps if all(s.name not in w for w in check.waves)]
     return {
@@ -77,6 +81,8 @@ def _step(step: PipelineStep, namespace: str, agents: Mapping[str, Mapping[str, 
         "optional": step.optional,
         "maxConcurrency": step.max_concurrency or DEFAULT_FOREACH_CONCURRENCY,
     }
+    if agent_token_ref(agents.get(agent)) is not None:
+        out["tokenEnv"] = agent_token_env(agent)
     if step.for_each:
         out["forEach"] = _ref(step.for_each)
     if step.input:
