@@ -19,8 +19,9 @@ CONFIG_MOUNT = f"{CONFIG_DIR}/config"
 CONTEXT_DIR = f"{CONFIG_DIR}/context"
 API_KEY_ENV = "ATOMIC_AGENT_API_KEY"
 AUTH_TOKEN_ENV = "ATOMIC_AGENT_AUTH_TOKEN"
-AGENT_TOKEN_ENV_PREFIX = "ATOMIC_PIPELINE_AGENT_TOKEN_"
 """The bearer token POST /run requires (runtime: agent_image/atomic_runtime)."""
+AGENT_TOKEN_ENV_PREFIX = "ATOMIC_PIPELINE_AGENT_TOKEN_"
+"""A pipeline runner's env vars holding its agents' tokens (`agent_token_env`)."""
 PIPELINE_RUNNER_LABELS = {"app.kubernetes.io/component": "pipeline",
                           "app.kubernetes.io/managed-by": MANAGED_BY}
 """Labels of the pipeline runner pods an agent's NetworkPolicy admits (allowPipelines)."""
