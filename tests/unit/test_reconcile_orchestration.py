@@ -115,6 +115,27 @@ async def test_refused_update_touches_nothing_and_reports_once() -> None:
     assert [e[:2] for e in world.events] == [("Warning", "RejectedByApiServer")]
 
 
+async def test_refused_creation_writes_nothing_without_a_dry_run() -> None:
+    """The Deployment is written first on creation: refused, nothing exists, so the
+    reconcile spends no dry run on it (each costs the API server what an apply does)."""
+    world = World(BAD_AFFINITY)
+    outcome = await world.reconcile()
+    assert outcome.result == "invalid"
+    assert [(c.body["kind"], c.dry_run) for c in world.api.calls if c.method == "apply"] \
+        == [("Deployment", False)]
+    assert list(world.api.objects) == [AGENT]
+    assert [e[:2] for e in world.events] == [("Warning", "RejectedByApiServer")]
+
+
+async def test_creation_dry_runs_the_refusable_children_written_after_the_first() -> None:
+    world = World({"spec": {"autoscaling": {"mode": "hpa", "minReplicas": 2}}})
+    await world.reconcile()
+    applies = [(c.body["kind"], c.dry_run) for c in world.api.calls if c.method == "apply"]
+    assert applies[0] == ("HorizontalPodAutoscaler", True)  # before anything is written
+    assert ("Deployment", True) not in applies
+    assert [kind for kind, dry in applies if not dry][0] == "Deployment"
+
+
 async def test_problems_write_status_once_and_the_event_once() -> None:
     world = World()
     outcome = await world.reconcile(secrets={})

@@ -49,8 +49,15 @@ async def reconcile(*, body: kopf.Body, old: Any, reason: str, memo: Any, logger
     await _refresh_agents(body["metadata"]["namespace"], named, memo, kwargs, logger)
 
 
+def _called_by_a_pipeline(**kwargs: Any) -> bool:
+    """kopf's filter for `recheck`: most agents are in no pipeline, and a filter costs kopf
+    far less than invoking the handler on each of their events."""
+    key = (kwargs.get("namespace"), kwargs.get("name"))
+    return kwargs.get("type") is not None and key in kwargs["pipelines_by_agent"]
+
+
 @kopf.on.event(ATOMIC_AGENT.group, ATOMIC_AGENT.version, ATOMIC_AGENT.plural,
-                id="recheck-pipelines")
+                id="recheck-pipelines", when=_called_by_a_pipeline)
 async def recheck(*, type: str, body: kopf.Body, namespace: str | None, name: str,
                   memo: Any, logger: Logger, **kwargs: Any) -> None:
     """An agent appeared, changed or went: the pipelines calling it are reconciled again

@@ -18,6 +18,7 @@ import kopf
 from atomic_operator.autoscaler.controller import INTERVAL_SECONDS
 from atomic_operator.autoscaler.scrape import Target
 from atomic_operator.handlers.indexes import Indexes
+from atomic_operator.handlers.loops import not_started, start
 from atomic_operator.k8s import ApiError
 from atomic_operator.k8s.endpoints import ready_endpoints
 from atomic_operator.k8s.kinds import ATOMIC_AGENT
@@ -40,17 +41,13 @@ def metrics_targets(slices: Iterable[Mapping[str, Any]]) -> list[Target]:
 
 
 @kopf.on.event(ATOMIC_AGENT.group, ATOMIC_AGENT.version, ATOMIC_AGENT.plural,
-               id="start-autoscaler")
+               id="start-autoscaler", when=not_started("autoscaler"))
 async def start_autoscaler(*, memo: Any, **kwargs: Any) -> None:
     """Start the one autoscaler loop with the first agent event (inside kopf's handler
     context, which posting events needs). One loop, not a kopf timer per agent: kopf puts a
     finalizer on every object a timer matches, and agents must stay deletable without the
     operator (as the Secret re-check loop in handlers/references.py)."""
-    tasks: dict[str, asyncio.Task[None]] | None = memo.get("background_tasks")
-    # kopf hands each object a shallow copy of the memo: the dict made at start-up is shared
-    if tasks is not None and "autoscaler" not in tasks:
-        tasks["autoscaler"] = asyncio.create_task(
-            _autoscale_forever(memo, Indexes.from_kwargs(kwargs)))
+    start(memo, "autoscaler", _autoscale_forever(memo, Indexes.from_kwargs(kwargs)))
 
 
 async def _autoscale_forever(memo: Any, indexes: Indexes) -> None:

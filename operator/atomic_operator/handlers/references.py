@@ -20,6 +20,7 @@ import kopf
 
 from atomic_operator.handlers.dispatch import reconcile_body, reconcile_named
 from atomic_operator.handlers.indexes import UNMANAGED, Indexes
+from atomic_operator.handlers.loops import not_started, start
 from atomic_operator.handlers.types import Logger
 from atomic_operator.k8s import ApiError
 from atomic_operator.k8s.kinds import ATOMIC_AGENT
@@ -38,18 +39,15 @@ async def _reconcile_referrers(referrers: kopf.Index[Any, Any], namespace: str |
         await reconcile_named(namespace, agent, trigger, memo, indexes, logger)
 
 
-@kopf.on.event(ATOMIC_AGENT.group, ATOMIC_AGENT.version, ATOMIC_AGENT.plural)
+@kopf.on.event(ATOMIC_AGENT.group, ATOMIC_AGENT.version, ATOMIC_AGENT.plural,
+               when=not_started("secret-recheck"))
 async def start_secret_recheck(*, memo: Any, **kwargs: Any) -> None:
     """Start the one re-read loop with the first agent event (inside kopf's handler
     context, which posting events needs). One loop, not a kopf timer per agent: kopf puts a
     finalizer on every object with a timer, and agents must stay deletable without the
     operator."""
-    tasks: dict[str, asyncio.Task[None]] | None = memo.get("background_tasks")
-    # kopf hands each object a shallow copy of the memo: the dict made at start-up is shared
-    if tasks is not None and "secret-recheck" not in tasks:
-        interval = OperatorSettings.from_env().secret_recheck_seconds
-        tasks["secret-recheck"] = asyncio.create_task(
-            _recheck_forever(memo, Indexes.from_kwargs(kwargs), interval))
+    interval = OperatorSettings.from_env().secret_recheck_seconds
+    start(memo, "secret-recheck", _recheck_forever(memo, Indexes.from_kwargs(kwargs), interval))
 
 
 async def _recheck_forever(memo: Any, indexes: Indexes, interval: float) -> None:

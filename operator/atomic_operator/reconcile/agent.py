@@ -154,15 +154,17 @@ async def reconcile_agent(env: AgentEnv, body: Mapping[str, Any]) -> AgentOutcom
     owner = replica_owner(agent.spec, env.external, env.autoscaler)
     first_time = status.get("configHash") is None  # nothing of this agent applied yet
     spec_changed = not first_time and status.get("observedGeneration") != generation
+    order = wanted_children(rendered.children if first_time else rendered.update_order, owner)
     try:
         if first_time or spec_changed:
             # Every child the API server may refuse is dry-run before any is written: a
             # spec it refuses (an HPA with minReplicas 0, a toleration it rejects) leaves
-            # nothing half made on creation, and the old children whole on an update.
-            await dry_run(env.client, wanted_children(rendered.children, owner), AGENT)
-        order = rendered.children if first_time else rendered.update_order
+            # nothing half made on creation, and the old children whole on an update. The
+            # first child written needs no dry run: refused, it leaves nothing written. On
+            # creation that is the Deployment, the one every agent has.
+            await dry_run(env.client, order[1:], AGENT)
         deployment: dict[str, Any] = {}
-        for child in wanted_children(order, owner):
+        for child in order:
             live = await apply_child(env.client, child)
             outcome.applied.append(child["kind"])
             if child["kind"] == DEPLOYMENT.kind:
