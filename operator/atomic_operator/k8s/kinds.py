@@ -72,7 +72,8 @@ class ChildKind:
     refusable: bool = False
     """Carries fields the user wrote that the API server checks further than the CRD can
     (a pod template's affinity, an HPA's bounds, network peers): the reconcile dry-runs
-    these before writing anything, so a refusal leaves nothing half made. The others are
+    these before writing anything (all but the first child it writes: refused, that one
+    leaves nothing), so a refusal leaves nothing half made. The others are
     rendered from the owner's name (which the CRD's CEL rule keeps a DNS-1035 label) and
     from what the operator checks itself (the ConfigMap's size); a dry run of each cost
     the API server as much as the apply that follows, for a refusal that cannot come
