@@ -133,7 +133,7 @@ async def test_creation_dry_runs_the_refusable_children_written_after_the_first(
     applies = [(c.body["kind"], c.dry_run) for c in world.api.calls if c.method == "apply"]
     assert applies[0] == ("HorizontalPodAutoscaler", True)  # before anything is written
     assert ("Deployment", True) not in applies
-    assert [kind for kind, dry in applies if not dry][0] == "Deployment"
+    assert next(kind for kind, dry in applies if not dry) == "Deployment"
 
 
 async def test_problems_write_status_once_and_the_event_once() -> None:
