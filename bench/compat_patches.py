@@ -13,10 +13,9 @@ saves against the all-on baseline measured in the same rounds. A patch that save
 from __future__ import annotations
 
 import argparse
-import asyncio
 import statistics
 
-from bench.runtime_common import closed_loop, start_fake, start_runtime
+from bench.runtime_common import cpu_ms_per_call_in_turns, start_fake, start_runtime
 
 PATCHES = (
     "openai.chat_post",
@@ -42,15 +41,8 @@ def main() -> None:
         for name, off in variants.items():
             env = {"ATOMIC_AGENT_HTTP_CLIENT": args.transport, "ATOMIC_AGENT_COMPAT_OFF": off}
             procs[name] = start_runtime(base_url, 256, 1024, env)
-        for _, url in procs.values():  # warm-up
-            asyncio.run(closed_loop(url, args.clients, total=max(100, args.calls // 4)))
-        samples: dict[str, list[float]] = {name: [] for name in variants}
-        for _ in range(args.rounds):
-            for name, (proc, url) in procs.items():
-                cpu0 = proc.cpu_seconds()
-                result = asyncio.run(closed_loop(url, args.clients, total=args.calls))
-                assert result["statuses"].get("200", 0) == args.calls, result["statuses"]
-                samples[name].append(1000 * (proc.cpu_seconds() - cpu0) / args.calls)
+        samples = cpu_ms_per_call_in_turns(procs, args.clients, args.calls, args.rounds,
+                                           warmup=max(100, args.calls // 4))
     finally:
         for proc, _ in procs.values():
             proc.stop()

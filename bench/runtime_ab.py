@@ -14,13 +14,18 @@ into a temporary directory and put first on its ``PYTHONPATH``.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import statistics
 import subprocess
 import tempfile
 from pathlib import Path
 
-from bench.runtime_common import REPO, closed_loop, start_bare, start_fake, start_runtime
+from bench.runtime_common import (
+    REPO,
+    cpu_ms_per_call_in_turns,
+    start_bare,
+    start_fake,
+    start_runtime,
+)
 
 # make bench-smoke
 SMOKE_ARGS = ["--baseline", "HEAD", "--calls", "40", "--rounds", "1", "--clients", "4"]
@@ -51,15 +56,8 @@ def main() -> None:
                 procs[f"{args.baseline} runtime ({t})"] = start_runtime(
                     base_url, 256, 1024, {**env, "PYTHONPATH": f"{baseline}:{REPO}"})
                 procs[f"this runtime ({t})"] = start_runtime(base_url, 256, 1024, env)
-            for _, url in procs.values():  # warm-up
-                asyncio.run(closed_loop(url, args.clients, total=max(100, args.calls // 3)))
-            samples: dict[str, list[float]] = {name: [] for name in procs}
-            for _ in range(args.rounds):
-                for name, (proc, url) in procs.items():
-                    cpu0 = proc.cpu_seconds()
-                    result = asyncio.run(closed_loop(url, args.clients, total=args.calls))
-                    assert result["statuses"].get("200", 0) == args.calls, result["statuses"]
-                    samples[name].append(1000 * (proc.cpu_seconds() - cpu0) / args.calls)
+            samples = cpu_ms_per_call_in_turns(procs, args.clients, args.calls, args.rounds,
+                                               warmup=max(100, args.calls // 3))
         finally:
             for proc, _ in procs.values():
                 proc.stop()

@@ -295,3 +295,20 @@ if __name__ == "__main__" and sys.argv[1:2] == ["bare"]:
 
     uvicorn.run(bare_app(sys.argv[3], sys.argv[4]), host="127.0.0.1", port=int(sys.argv[2]),
                 log_level="warning", access_log=False, lifespan="off")  # fmt: skip
+
+
+def cpu_ms_per_call_in_turns(procs: dict[str, tuple[Proc, str]], clients: int, calls: int,
+                             rounds: int, warmup: int) -> dict[str, list[float]]:
+    """Each server's CPU ms per call, one sample per round, the servers taking turns within
+    each round (after `warmup` calls each): a busy spell of the machine hits every server
+    of a round alike, so the medians compare."""
+    for _, url in procs.values():
+        asyncio.run(closed_loop(url, clients, total=warmup))
+    samples: dict[str, list[float]] = {name: [] for name in procs}
+    for _ in range(rounds):
+        for name, (proc, url) in procs.items():
+            cpu0 = proc.cpu_seconds()
+            result = asyncio.run(closed_loop(url, clients, total=calls))
+            assert result["statuses"].get("200", 0) == calls, result["statuses"]
+            samples[name].append(1000 * (proc.cpu_seconds() - cpu0) / calls)
+    return samples

@@ -105,19 +105,30 @@ def start_metrics_listener(app_metrics: object, port: int, host: str) -> None:
     start_http_server(port, addr=host, registry=app_metrics.registry)  # type: ignore[attr-defined]
 
 
-def main(argv: list[str] | None = None) -> int:
+def load_startup[C](load: Callable[[], C], what: str) -> tuple[ServerSettings, C] | None:
+    """The environment's settings and the mounted configuration, logging configured from
+    them; None after one error line (the caller exits 2). The agent and the pipeline runner
+    start the same way, so a bad start reads the same for both."""
     configure_logging("INFO")
     try:
         settings = load_settings()
     except SettingsError as exc:
         log.error("invalid environment", extra={"error": str(exc)})
-        return 2
+        return None
     configure_logging(settings.log_level)
     try:
-        config = load_config()
+        config = load()
     except Exception as exc:  # OSError, JSON, pydantic: one line each, never a traceback
-        log.error("cannot load the agent configuration", extra={"error": describe_error(exc)})
+        log.error(f"cannot load the {what} configuration", extra={"error": describe_error(exc)})
+        return None
+    return settings, config
+
+
+def main(argv: list[str] | None = None) -> int:
+    started = load_startup(load_config, "agent")
+    if started is None:
         return 2
+    settings, config = started
     secrets = [s for s in (api_key(config.model), settings.auth_token) if s]
     configure_logging(settings.log_level, secrets=secrets)
     state = RuntimeState()

@@ -30,15 +30,20 @@ METRICS_PORT = 9090
 SERVICE_PORT = 80
 
 
+def _child_labels(component: str, owner_label: str, name: str) -> dict[str, str]:
+    """Labels on every child of an owner; the last one is also the pod selector."""
+    return {
+        "app.kubernetes.io/name": f"atomic-{component}",
+        "app.kubernetes.io/instance": name,
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        owner_label: name,
+    }
+
+
 def agent_labels(name: str) -> dict[str, str]:
     """Labels on every child of an agent; the last one is also the pod selector."""
-    return {
-        "app.kubernetes.io/name": "atomic-agent",
-        "app.kubernetes.io/instance": name,
-        "app.kubernetes.io/component": "agent",
-        "app.kubernetes.io/managed-by": MANAGED_BY,
-        AGENT_LABEL: name,
-    }
+    return _child_labels("agent", AGENT_LABEL, name)
 
 
 def agent_selector(name: str) -> dict[str, str]:
@@ -49,7 +54,7 @@ def agent_selector(name: str) -> dict[str, str]:
 def agent_token_env(agent: str) -> str:
     """The runner's env var holding `agent`'s bearer token: ATOMIC_PIPELINE_AGENT_TOKEN_
     and the name upper-cased, '-' as '_' (one per agent: agent names are DNS-1035 labels)."""
-    return AGENT_TOKEN_ENV_PREFIX + agent.upper().replace("-", "_").replace(".", "_")
+    return AGENT_TOKEN_ENV_PREFIX + agent.upper().replace("-", "_")
 
 
 def config_map_name(agent: str) -> str:
@@ -58,13 +63,7 @@ def config_map_name(agent: str) -> str:
 
 def pipeline_labels(name: str) -> dict[str, str]:
     """Labels on every child of a pipeline (its runner); the last one is the pod selector."""
-    return {
-        "app.kubernetes.io/name": "atomic-pipeline",
-        "app.kubernetes.io/instance": name,
-        "app.kubernetes.io/component": "pipeline",
-        "app.kubernetes.io/managed-by": MANAGED_BY,
-        PIPELINE_LABEL: name,
-    }
+    return _child_labels("pipeline", PIPELINE_LABEL, name)
 
 
 def pipeline_selector(name: str) -> dict[str, str]:

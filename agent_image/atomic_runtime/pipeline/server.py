@@ -15,10 +15,9 @@ import logging
 import os
 
 from ..app import RuntimeState
-from ..config import describe_error
 from ..logs import configure_logging
-from ..server import serve
-from ..settings import SettingsError, load_settings
+from ..server import load_startup, serve
+from ..settings import SettingsError
 from .app import create_pipeline_app
 from .config import agent_tokens, load_pipeline_config
 
@@ -26,19 +25,10 @@ log = logging.getLogger("atomic_runtime.pipeline.server")
 
 
 def main() -> int:
-    configure_logging("INFO")
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        log.error("invalid environment", extra={"error": str(exc)})
+    started = load_startup(load_pipeline_config, "pipeline")
+    if started is None:
         return 2
-    configure_logging(settings.log_level)
-    try:
-        config = load_pipeline_config()
-    except Exception as exc:  # OSError, JSON, pydantic: one line each, never a traceback
-        log.error("cannot load the pipeline configuration",
-                  extra={"error": describe_error(exc)})
-        return 2
+    settings, config = started
     try:
         tokens = agent_tokens(config, os.environ)
     except SettingsError as exc:

@@ -23,14 +23,14 @@ from atomic_operator.runner import AgentReconciler
 
 @kopf.index(ATOMIC_PIPELINE.group, ATOMIC_PIPELINE.version, ATOMIC_PIPELINE.plural)
 async def pipelines(*, namespace: str | None, name: str, body: kopf.Body, **_: Any
-              ) -> dict[tuple[str | None, str], dict[str, Any]]:
+                   ) -> dict[tuple[str | None, str], dict[str, Any]]:
     """The latest body of every pipeline, for re-checks triggered by agents."""
     return {(namespace, name): copy.deepcopy(dict(body))}
 
 
 @kopf.index(ATOMIC_PIPELINE.group, ATOMIC_PIPELINE.version, ATOMIC_PIPELINE.plural)
 async def pipelines_by_agent(*, namespace: str | None, name: str, spec: kopf.Spec, **_: Any
-                       ) -> dict[tuple[str | None, str], str]:
+                            ) -> dict[tuple[str | None, str], str]:
     """(namespace, agent) → pipelines with a step it runs."""
     steps = spec.get("steps") or []
     return {(namespace, str((s.get("agentRef") or {}).get("name"))): name for s in steps}

@@ -53,7 +53,7 @@ class IndexView(Mapping[Any, Any]):
 
 @kopf.index(CONFIG_MAP.group, CONFIG_MAP.version, CONFIG_MAP.plural, labels=UNMANAGED)
 async def config_map_digests(*, namespace: str | None, name: str, body: kopf.Body, **_: Any
-                       ) -> dict[tuple[str | None, str], dict[str, str]]:
+                            ) -> dict[tuple[str | None, str], dict[str, str]]:
     """Digests of users' ConfigMaps (not the operator's own) for context providers."""
     data = {**(body.get("data") or {}), **(body.get("binaryData") or {})}
     return {(namespace, name): key_digests(data)}
@@ -61,14 +61,14 @@ async def config_map_digests(*, namespace: str | None, name: str, body: kopf.Bod
 
 @kopf.index(ATOMIC_AGENT.group, ATOMIC_AGENT.version, ATOMIC_AGENT.plural)
 async def agents(*, namespace: str | None, name: str, body: kopf.Body, **_: Any
-           ) -> dict[tuple[str | None, str], dict[str, Any]]:
+                ) -> dict[tuple[str | None, str], dict[str, Any]]:
     """The latest body of every agent, for reconciles triggered by other objects' events."""
     return {(namespace, name): copy.deepcopy(dict(body))}
 
 
 @kopf.index(ATOMIC_AGENT.group, ATOMIC_AGENT.version, ATOMIC_AGENT.plural)
 async def agents_by_config_map(*, namespace: str | None, name: str, spec: kopf.Spec, **_: Any
-                         ) -> dict[tuple[str | None, Any], str]:
+                              ) -> dict[tuple[str | None, Any], str]:
     """(namespace, ConfigMap) → agents whose context providers read it."""
     names = {(p.get("configMapKeyRef") or {}).get("name")
              for p in spec.get("contextProviders") or []}
@@ -86,7 +86,7 @@ def _register_optional_index(child: ChildKind) -> None:
     @kopf.index(child.kind.group, child.kind.version, child.kind.plural, labels=MANAGED,
                 id=_optional_index_id(child))
     async def optional_child(*, namespace: str | None, labels: kopf.Labels, **_: Any
-                       ) -> dict[tuple[str | None, str], str]:
+                            ) -> dict[tuple[str | None, str], str]:
         """(namespace, owner) → the kind, for each optional child the operator made."""
         return {(namespace, labels.get(label, "")): child.kind.kind}
 
@@ -133,7 +133,7 @@ def scale_target(spec: Mapping[str, Any], default_kind: str | None = None
 
 @kopf.index(HPA.group, HPA.version, HPA.plural, when=not_ours)
 async def external_hpas(*, namespace: str | None, name: str, spec: kopf.Spec, **_: Any
-                  ) -> dict[tuple[str | None, str], ExternalAutoscaler]:
+                       ) -> dict[tuple[str | None, str], ExternalAutoscaler]:
     """(namespace, agent) → HPAs of others that scale its Deployment (they own its
     replicas) or the agent itself (they write its spec.replicas)."""
     found = scale_target(spec)
@@ -144,7 +144,7 @@ async def external_hpas(*, namespace: str | None, name: str, spec: kopf.Spec, **
 
 @kopf.index(SCALED_OBJECT.group, SCALED_OBJECT.version, SCALED_OBJECT.plural)
 async def external_scaled_objects(*, namespace: str | None, name: str, spec: kopf.Spec, **_: Any
-                            ) -> dict[tuple[str | None, str], ExternalAutoscaler]:
+                                 ) -> dict[tuple[str | None, str], ExternalAutoscaler]:
     """(namespace, agent) → KEDA ScaledObjects that scale its Deployment or the agent.
     Served only where the KEDA CRD exists; elsewhere kopf logs that it cannot serve it,
     and this stays empty. (KEDA also creates an HPA for each ScaledObject, which
@@ -157,7 +157,7 @@ async def external_scaled_objects(*, namespace: str | None, name: str, spec: kop
 
 @kopf.index(DEPLOYMENT.group, DEPLOYMENT.version, DEPLOYMENT.plural, labels=MANAGED)
 async def deployments(*, namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
-                ) -> dict[tuple[str | None, str], dict[str, Any]]:
+                     ) -> dict[tuple[str | None, str], dict[str, Any]]:
     """(namespace, agent) → its Deployment's metadata, spec.replicas and status: what the
     custom autoscaler's loop needs every tick, without a GET."""
     owner = labels.get(AGENT_LABEL)
@@ -174,7 +174,7 @@ async def deployments(*, namespace: str | None, labels: kopf.Labels, body: kopf.
 @kopf.index(ENDPOINT_SLICE.group, ENDPOINT_SLICE.version, ENDPOINT_SLICE.plural,
             labels={**MANAGED, AGENT_LABEL: kopf.PRESENT})
 async def endpoint_slices(*, namespace: str | None, labels: kopf.Labels, body: kopf.Body,
-                    **_: Any) -> dict[tuple[str | None, str], dict[str, Any]]:
+                          **_: Any) -> dict[tuple[str | None, str], dict[str, Any]]:
     """(namespace, agent) → the EndpointSlices of its Service (the EndpointSlice controller
     copies the Service's labels onto them): the Ready pods the autoscaler scrapes."""
     owner = str(labels.get(AGENT_LABEL))
