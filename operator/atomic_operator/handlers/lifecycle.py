@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 import kopf
 
-from atomic_operator import GROUP
+from atomic_operator import GROUP, heap
 from atomic_operator.autoscaler.controller import Autoscalers
 from atomic_operator.bookkeeping import ObservedGenerationDiffBase, UnbrandedProgressStorage
 from atomic_operator.handlers.types import Logger
@@ -85,6 +85,7 @@ async def startup(*, settings: kopf.OperatorSettings, memo: Any, logger: Logger,
     memo.reconciler = AgentReconciler.create(client, ours, Autoscalers(scrapes))
     memo.background_tasks = {}  # loops handlers start (handlers/references.py)
     serve(ours.metrics_port)
+    heap.settle()
     logger.info("atomic-operator started: runtime image %s, metrics on :%s, webhook %s",
                 ours.runtime_image, ours.metrics_port,
                 f"on :{webhook.port} ({webhook.failure_policy})" if webhook.enabled else "off")
