@@ -7,7 +7,7 @@ collection times from `gc.callbacks`) that was 10 full collections of 100-230 ms
 20 s, about 2 s of the operator's 7 s of CPU, with the event loop stopped for each. The
 objects alive after start-up (modules, models, compiled templates) live as long as the
 process, so they are frozen out of every collection, and young collections run less often,
-which makes full ones rarer: 4 collections, 1 s in all, and 3 ms less CPU per agent.
+which makes full ones rarer: 4 full collections, and 1 s of collecting in all instead of 2.
 Memory freed by reference counting (nearly all of it) is unaffected; garbage in reference
 cycles waits a little longer (peak RSS unchanged within 5 MB).
 """

@@ -26,4 +26,3 @@ def test_settle_freezes_what_exists_and_slows_the_young_generation() -> None:
     assert gc.get_freeze_count() >= frozen + len(alive)  # start-up's objects stay out
     assert gc.get_threshold() == heap.THRESHOLDS
     assert heap.THRESHOLDS[0] > 700  # CPython's default young threshold
-
