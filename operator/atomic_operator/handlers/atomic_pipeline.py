@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Awaitable, Mapping
 from typing import Any
 
 import kopf
 
 from atomic_operator.handlers.dispatch import reconcile_named
-from atomic_operator.handlers.indexes import Indexes, IndexView
+from atomic_operator.handlers.indexes import Indexes, IndexView, own_copy
 from atomic_operator.handlers.types import Logger
 from atomic_operator.k8s.kinds import ATOMIC_AGENT, ATOMIC_PIPELINE
 from atomic_operator.reconcile.pipeline_children import (
@@ -25,7 +24,7 @@ from atomic_operator.runner import AgentReconciler
 async def pipelines(*, namespace: str | None, name: str, body: kopf.Body, **_: Any
                    ) -> dict[tuple[str | None, str], dict[str, Any]]:
     """The latest body of every pipeline, for re-checks triggered by agents."""
-    return {(namespace, name): copy.deepcopy(dict(body))}
+    return {(namespace, name): own_copy(dict(body))}
 
 
 @kopf.index(ATOMIC_PIPELINE.group, ATOMIC_PIPELINE.version, ATOMIC_PIPELINE.plural)

@@ -5,7 +5,6 @@ kopf populates every index before any resource handler runs.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +31,14 @@ from atomic_operator.replicas import ExternalAutoscaler, ScaleTarget
 
 UNMANAGED = {"app.kubernetes.io/managed-by": kopf.ABSENT}
 MANAGED = MANAGED_SELECTOR
+
+
+def own_copy(value: Any) -> Any:
+    """A copy of (part of) an event's object that shares nothing with kopf's, for an index
+    to keep. Through orjson: a sixth of the cost of `copy.deepcopy` (10 against 62 µs for a
+    5 KB agent; deepcopy was 4% of the operator's CPU with 300 agents created at once). The
+    API server's JSON holds only what orjson encodes (integers past int64 arrive as floats)."""
+    return orjson.loads(orjson.dumps(value))
 
 
 class IndexView(Mapping[Any, Any]):
@@ -63,10 +70,8 @@ async def config_map_digests(*, namespace: str | None, name: str, body: kopf.Bod
 @kopf.index(ATOMIC_AGENT.group, ATOMIC_AGENT.version, ATOMIC_AGENT.plural)
 async def agents(*, namespace: str | None, name: str, body: kopf.Body, **_: Any
                 ) -> dict[tuple[str | None, str], dict[str, Any]]:
-    """The latest body of every agent, for reconciles triggered by other objects' events.
-    Copied, since kopf's body is a view of the event (through orjson: a sixth of the cost of
-    `copy.deepcopy`, which was 4% of the operator's CPU with 300 agents created at once)."""
-    return {(namespace, name): orjson.loads(orjson.dumps(dict(body)))}
+    """The latest body of every agent, for reconciles triggered by other objects' events."""
+    return {(namespace, name): own_copy(dict(body))}
 
 
 @kopf.index(ATOMIC_AGENT.group, ATOMIC_AGENT.version, ATOMIC_AGENT.plural)
@@ -170,7 +175,7 @@ async def deployments(*, namespace: str | None, labels: kopf.Labels, body: kopf.
     return {(namespace, owner): {
         "metadata": {k: meta.get(k) for k in ("name", "namespace", "generation", "uid")},
         "spec": {"replicas": (body.get("spec") or {}).get("replicas")},
-        "status": copy.deepcopy(dict(body.get("status") or {})),
+        "status": own_copy(dict(body.get("status") or {})),
     }}
 
 
@@ -181,8 +186,8 @@ async def endpoint_slices(*, namespace: str | None, labels: kopf.Labels, body: k
     """(namespace, agent) → the EndpointSlices of its Service (the EndpointSlice controller
     copies the Service's labels onto them): the Ready pods the autoscaler scrapes."""
     owner = str(labels.get(AGENT_LABEL))
-    return {(namespace, owner): {k: copy.deepcopy(body.get(k))
-                                 for k in ("addressType", "endpoints", "ports")}}
+    return {(namespace, owner): own_copy({k: body.get(k)
+                                          for k in ("addressType", "endpoints", "ports")})}
 
 
 @kopf.index(NAMESPACE.group, NAMESPACE.version, NAMESPACE.plural)
