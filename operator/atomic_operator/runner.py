@@ -49,6 +49,11 @@ from atomic_operator.settings import OperatorSettings
 
 Key = tuple[str, str]
 MAX_RETRY_DELAY = 300
+HOLD_SECONDS = 5.0
+"""How long a rollout's progress may wait before it is written (`follow_deployment`).
+bench/operator_scale.py --agents 300, median of 3 rounds: 1.22 with 5 s, 1.32-1.37 with
+2 s (a step still current 2 s on is written after all), 1.33-1.37 holding nothing."""
+log = logging.getLogger(__name__)
 
 
 def kopf_event(body: Mapping[str, Any], event: Event) -> None:
@@ -70,6 +75,7 @@ class AgentReconciler:
     _secrets_used: dict[Key, dict[Key, dict[str, str]]] = field(default_factory=dict)
     _failures: dict[Key, int] = field(default_factory=dict)
     _other_locks: dict[tuple[str, str, str], asyncio.Lock] = field(default_factory=dict)
+    _held: dict[Key, asyncio.Task[None]] = field(default_factory=dict)
 
     @classmethod
     def create(cls, client: KubeClient, settings: OperatorSettings,
@@ -97,6 +103,9 @@ class AgentReconciler:
         if self.autoscalers is not None:
             self.autoscalers.drop((meta["namespace"], meta["name"]))
         self._failures.pop((meta["namespace"], meta["name"]), None)
+        held = self._held.pop((meta["namespace"], meta["name"]), None)
+        if held is not None:
+            held.cancel()
 
     def _backoff(self, key: Key) -> float:
         """2 s after the first failure, doubling to at most 5 minutes."""
@@ -162,11 +171,35 @@ class AgentReconciler:
     async def follow(self, body: Mapping[str, Any], deployment: Mapping[str, Any], *,
                      external: tuple[ExternalAutoscaler, ...] = (),
                      pipelines: tuple[str, ...] | None = None,
+                     again: Callable[[], Awaitable[object]] | None = None,
                      logger: logging.Logger | Any) -> AgentOutcome:
-        """Follow a Deployment's state into its agent's status, without re-applying."""
-        return await self._run(body, "deployment-changed", lambda: follow_deployment(
+        """Follow a Deployment's state into its agent's status, without re-applying. With
+        `again`, a rollout's progress is held (`follow_deployment`) and `again`, which
+        follows the latest state without holding, runs HOLD_SECONDS later."""
+        outcome = await self._run(body, "deployment-changed", lambda: follow_deployment(
             self._env({}, {}, frozenset(), external, body, pipelines), body,
-            self._with_our_write(body, deployment)), logger)
+            self._with_our_write(body, deployment), hold=again is not None), logger)
+        if outcome.held and again is not None:
+            self._later((body["metadata"]["namespace"], body["metadata"]["name"]), again)
+        return outcome
+
+    def _later(self, key: Key, work: Callable[[], Awaitable[object]]) -> None:
+        """Run `work` HOLD_SECONDS from now, once for all the holds of an agent meanwhile
+        (the task inherits kopf's context, so it can post events)."""
+        if key in self._held:
+            return
+
+        async def run() -> None:
+            await asyncio.sleep(HOLD_SECONDS)
+            self._held.pop(key, None)
+            try:
+                await work()
+            except kopf.TemporaryError as err:  # the next Deployment event follows again
+                log.warning("following %s/%s failed: %s", *key, err)
+            except Exception:  # nobody awaits this task: say what failed
+                log.exception("following %s/%s failed", *key)
+
+        self._held[key] = asyncio.create_task(run())
 
     def _with_our_write(self, body: Mapping[str, Any], deployment: Mapping[str, Any]
                         ) -> Mapping[str, Any]:

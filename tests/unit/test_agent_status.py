@@ -11,7 +11,7 @@ import yaml
 from atomic_operator.api import AtomicAgent
 from atomic_operator.checks import MAX_CONFIG_BYTES, check_agent
 from atomic_operator.problems import SpecProblem
-from atomic_operator.reconcile.agent_status import AgentObservation, agent_status
+from atomic_operator.reconcile.agent_status import AgentObservation, agent_status, progress_only
 from atomic_operator.reconcile.status_writer import wire
 from atomic_operator.render import AgentIdentity, config_bytes, render_agent, runtime_config
 from atomic_operator.replicas import ExternalAutoscaler, ReplicaObservation, plan_replicas
@@ -181,3 +181,40 @@ def test_conditions_keep_their_time_when_only_the_reason_changes() -> None:
     before = {c["type"]: c["lastTransitionTime"] for c in first["conditions"]}
     after = {c["type"]: c["lastTransitionTime"] for c in later["conditions"]}
     assert before == after
+
+
+def _rollout(updated: int, available: int, replicas: int = 2) -> dict[str, Any]:
+    """A Deployment of generation 2 that has observed it, mid-rollout or done."""
+    return {"metadata": {"generation": 2}, "spec": {"replicas": replicas},
+            "status": {"observedGeneration": 2, "replicas": replicas,
+                       "updatedReplicas": updated, "availableReplicas": available,
+                       "readyReplicas": available}}
+
+
+def _followed(agent: AtomicAgent, previous: dict[str, Any], dep: dict[str, Any]) -> Any:
+    return agent_status(agent, "a", "ns", 3, previous, AgentObservation(dep, _plan(agent, dep)),
+                        "cluster.local")
+
+
+def test_only_a_rollouts_own_steps_are_progress() -> None:
+    agent = _agent()
+    rolling = _status(agent, {}, AgentObservation(_rollout(0, 0), _plan(agent, _rollout(0, 0)),
+                                                  config_hash="h1"))
+    assert _conds(rolling)["Ready"] == ("False", "RollingOut")
+    # 0/2 updated, then 1/2, then all updated but none available: steps on the way
+    assert progress_only(rolling, _followed(agent, rolling, _rollout(1, 0)))
+    assert progress_only(rolling, _followed(agent, rolling, _rollout(2, 0)))
+    # becoming Ready is written at once
+    assert not progress_only(rolling, _followed(agent, rolling, _rollout(2, 2)))
+    # so is failing
+    stuck = _rollout(1, 0)
+    stuck["status"]["conditions"] = [{"type": "Progressing", "status": "False",
+                                      "reason": "ProgressDeadlineExceeded", "message": "late"}]
+    assert not progress_only(rolling, _followed(agent, rolling, stuck))
+    # and losing replicas once Ready is no rollout step
+    ready = wire(_followed(agent, rolling, _rollout(2, 2)))
+    assert not progress_only(ready, _followed(agent, ready, _rollout(2, 1)))
+    # a spec problem is not a rollout
+    problem = _status(agent, rolling, AgentObservation(problems=[
+        SpecProblem("spec", "InvalidSchema", "bad")]))
+    assert not progress_only(problem, _followed(agent, problem, _rollout(1, 0)))

@@ -7,9 +7,14 @@ dry run that guards an update, deletion of optional children, and status written
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Mapping
 from typing import Any
 
+import pytest
+
+from atomic_operator import runner
 from atomic_operator.k8s.resources import resource_path
 from atomic_operator.reconcile.agent import AgentEnv, follow_deployment, reconcile_agent
 from atomic_operator.reconcile.status_writer import Event, StatusWriter
@@ -192,3 +197,78 @@ async def test_following_the_deployment_restores_replicas_only_for_their_owner()
     await follow_deployment(world.env(external=external), agent, world.api.get(DEPLOYMENT))
     assert not [c for c in world.api.calls if c.path.endswith("/scale")]
     assert world.api.objects[DEPLOYMENT]["spec"]["replicas"] == 5
+
+
+def _rolled(world: World, updated: int, available: int) -> dict[str, Any]:
+    """The live Deployment with a status the Deployment controller could have written."""
+    deployment = world.api.get(DEPLOYMENT)
+    generation = deployment["metadata"].get("generation", 1)
+    deployment["metadata"]["generation"] = generation
+    deployment["status"] = {"observedGeneration": generation, "replicas": 1,
+                            "updatedReplicas": updated, "availableReplicas": available,
+                            "readyReplicas": available}
+    return deployment
+
+
+async def test_a_held_follow_writes_no_rollout_step_but_writes_ready_at_once() -> None:
+    world = World()
+    await world.reconcile()
+    assert [s["conditions"][0]["reason"] for s in world.status_writes()] == ["RollingOut"]
+    agent = world.lagging(world.api.get(AGENT))
+    world.api.calls.clear()
+    # updated but not yet available: a step on the way, held
+    outcome = await follow_deployment(world.env(), agent, _rolled(world, 1, 0), hold=True)
+    assert outcome.held and not world.status_writes()
+    # unheld (the follow a moment later), the same step is written
+    outcome = await follow_deployment(world.env(), agent, _rolled(world, 1, 0))
+    assert not outcome.held
+    assert [s["conditions"][0]["reason"] for s in world.status_writes()] == ["Unavailable"]
+    # becoming available is never held
+    world.api.calls.clear()
+    outcome = await follow_deployment(world.env(), agent, _rolled(world, 1, 1), hold=True)
+    assert not outcome.held
+    assert [s["conditions"][0]["reason"] for s in world.status_writes()] == ["Available"]
+
+
+async def test_a_held_rollout_step_is_followed_again_once_after_the_hold(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """However many steps are held meanwhile, one follow runs HOLD_SECONDS later, and it
+    writes what is then the latest state: a rollout that stalls still shows its progress."""
+    monkeypatch.setattr(runner, "HOLD_SECONDS", 0.05)
+    world = World()
+    await world.reconcile()
+    reconciler = runner.AgentReconciler(world.api, OperatorSettings(), world.writer)
+    agent = world.lagging(world.api.get(AGENT))
+    world.api.calls.clear()
+    again: list[str] = []
+
+    async def follow_latest() -> None:
+        again.append("again")
+        await reconciler.follow(agent, _rolled(world, 1, 0), logger=logging.getLogger())
+
+    for _ in range(3):
+        await reconciler.follow(agent, _rolled(world, 1, 0), again=follow_latest,
+                                logger=logging.getLogger())
+    assert not world.status_writes() and not again
+    await asyncio.sleep(0.2)
+    assert again == ["again"]
+    assert [s["conditions"][0]["reason"] for s in world.status_writes()] == ["Unavailable"]
+
+
+async def test_forgetting_an_agent_drops_its_held_follow(monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    monkeypatch.setattr(runner, "HOLD_SECONDS", 0.05)
+    world = World()
+    await world.reconcile()
+    reconciler = runner.AgentReconciler(world.api, OperatorSettings(), world.writer)
+    agent = world.lagging(world.api.get(AGENT))
+    again: list[str] = []
+
+    async def follow_latest() -> None:
+        again.append("again")
+
+    await reconciler.follow(agent, _rolled(world, 1, 0), again=follow_latest,
+                            logger=logging.getLogger())
+    reconciler.forget(agent)
+    await asyncio.sleep(0.2)
+    assert not again

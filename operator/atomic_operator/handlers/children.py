@@ -8,6 +8,7 @@ replica count from the replica policy (`replicas.py`), asked by the reconcile.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
@@ -50,13 +51,25 @@ async def deployment_event(*, type: str, body: kopf.Body, namespace: str | None,
     if edited_by_others(body):
         await reconcile_named(namespace, owner, "child-edited", memo, indexes, logger)
         return
-    agent = indexes.agents.get((namespace, owner))
-    if agent is None or agent["metadata"].get("deletionTimestamp"):
+    await _follow(memo.reconciler, namespace, owner, body, indexes, logger, hold=True)
+
+
+async def _follow(reconciler: AgentReconciler, namespace: str, owner: str,
+                  deployment: Mapping[str, Any] | None, indexes: Indexes, logger: Logger, *,
+                  hold: bool) -> None:
+    """Follow the agent's Deployment (the event's, else the latest indexed) into its
+    status; a held rollout step is followed again, from the latest, a moment later."""
+    key = (namespace, owner)
+    agent = indexes.agents.get(key)
+    deployment = deployment if deployment is not None else indexes.deployments.get(key)
+    if agent is None or agent["metadata"].get("deletionTimestamp") or deployment is None:
         return
-    reconciler: AgentReconciler = memo.reconciler
-    await reconciler.follow(agent, body, logger=logger,
-                            external=indexes.external_autoscalers(namespace, owner),
-                            pipelines=indexes.pipelines_of(namespace, owner))
+    await reconciler.follow(
+        agent, deployment, logger=logger,
+        external=indexes.external_autoscalers(namespace, owner),
+        pipelines=indexes.pipelines_of(namespace, owner),
+        again=(lambda: _follow(reconciler, namespace, owner, None, indexes, logger,
+                               hold=False)) if hold else None)
 
 
 def _child_trigger(type: str, body: kopf.Body) -> str | None:

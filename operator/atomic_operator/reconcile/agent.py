@@ -24,6 +24,7 @@ from atomic_operator.reconcile.agent_status import (
     AgentObservation,
     agent_status,
     has_spec_problem,
+    progress_only,
 )
 from atomic_operator.reconcile.converge import apply_child, dry_run
 from atomic_operator.reconcile.status_writer import Event, StatusWriter
@@ -75,6 +76,8 @@ class AgentOutcome:
     events: list[Event] = field(default_factory=list)
     status_patch: dict[str, Any] | None = None
     replicas_written: int | None = None
+    held: bool = False
+    """A rollout's progress was not written yet (`follow_deployment`'s `hold`)."""
 
 
 def parse_agent(body: Mapping[str, Any]) -> AtomicAgent | list[SpecProblem]:
@@ -205,10 +208,18 @@ async def reconcile_agent(env: AgentEnv, body: Mapping[str, Any]) -> AgentOutcom
 
 async def follow_deployment(env: AgentEnv, body: Mapping[str, Any],
                             deployment: Mapping[str, Any],
-                            on_write: Event | None = None) -> AgentOutcome:
+                            on_write: Event | None = None, hold: bool = False) -> AgentOutcome:
     """A Deployment event without drift, or an autoscaler tick: write the replicas the
     policy wants, if any (posting `on_write`, which says why, when a count is written), and
-    follow the Deployment's state into the agent's status. Nothing is applied."""
+    follow the Deployment's state into the agent's status. Nothing is applied.
+
+    With `hold`, a status that only records a rollout's progress (`progress_only`) is not
+    written but `held`: the caller follows again a moment later, by when the next step has
+    often superseded it. On creation that spares the write of "0/1 available" between
+    "rolling out" and "available" (a custom-resource write costs the API server ~5 ms:
+    2.33 status writes per agent became 2.00 with 300 agents created at once, figures at
+    `runner.HOLD_SECONDS`), and a large rollout writes its progress at most once per hold
+    instead of once per Deployment status update."""
     body = env.status.latest(body)
     who = _identity(body)
     status = body.get("status") or {}
@@ -229,6 +240,9 @@ async def follow_deployment(env: AgentEnv, body: Mapping[str, Any],
     wanted = agent_status(agent, who.name, who.namespace, body["metadata"].get("generation"),
                           status, AgentObservation(live, plan, pipelines=env.pipelines),
                           env.settings.cluster_domain)
+    if hold and not outcome.events and progress_only(status, wanted):
+        outcome.held = True
+        return outcome
     outcome.status_patch = await env.status.write(body, wanted, outcome.events)
     return outcome
 

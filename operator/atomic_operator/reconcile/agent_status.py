@@ -91,6 +91,30 @@ def agent_status(agent: AtomicAgent | None, name: str, namespace: str,
     return _status(previous, **fields)
 
 
+ROLLOUT_REASONS = frozenset({"RollingOut", "Unavailable"})
+"""Ready reasons of an agent whose pods are on their way (not a failure, not a problem)."""
+
+
+def progress_only(previous: Mapping[str, Any], wanted: AtomicAgentStatus) -> bool:
+    """Whether `wanted` differs from the stored status only as a rollout moves on: not
+    Ready for a rollout reason before and after, not Degraded before or after, for the same
+    generation and configuration. Such a step (0/3 updated, then 1/3, then all updated but
+    not yet available) is soon superseded by the next, so it may wait a moment; becoming
+    Ready, failing or a spec problem may not."""
+    def state(conditions: Any, type_: str) -> tuple[Any, Any]:
+        found = find(conditions or [], type_)
+        return found.get("status"), found.get("reason")
+
+    stored = previous.get("conditions")
+    new = [c.model_dump(by_alias=True) for c in wanted.conditions]
+    return (state(stored, "Ready")[0] == state(new, "Ready")[0] == "False"
+            and state(stored, "Ready")[1] in ROLLOUT_REASONS
+            and state(new, "Ready")[1] in ROLLOUT_REASONS
+            and state(stored, "Degraded")[0] == state(new, "Degraded")[0] == "False"
+            and previous.get("observedGeneration") == wanted.observed_generation
+            and previous.get("configHash") == wanted.config_hash)
+
+
 def has_spec_problem(status: Mapping[str, Any]) -> bool:
     """Whether the stored status reports a spec problem (not a rollout state)."""
     ready = find(status.get("conditions") or [], "Ready")
