@@ -59,6 +59,10 @@ lint: venv ## ruff, mypy --strict, import layers; shellcheck on hack/, hadolint 
 	$(BIN)/shellcheck hack/*.sh hack/find-python
 	$(BIN)/hadolint Dockerfile agent_image/Dockerfile
 
+.PHONY: images
+images: venv ## Build the operator and runtime images (a local Docker engine is started if none runs).
+	$(BIN)/atomicctl dev images $(IMAGES_ARGS)
+
 .PHONY: test
 test: venv binaries ## Run every test: unit, runtime, and against the real control plane.
 	$(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS)

@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from atomic_devcluster import demo
+from atomic_devcluster import demo, imagebuild
 from atomic_devcluster.build import ensure_binaries
 from atomic_devcluster.cluster import ControlPlane
 
@@ -20,6 +20,12 @@ def register(sub: Any) -> None:
     dev_sub = parser.add_subparsers(dest="dev_command", required=True, metavar="ACTION")
     build = dev_sub.add_parser("build", help="build the pinned binaries into the cache")
     build.set_defaults(run=run_build)
+    images = dev_sub.add_parser("images", help="build the operator and runtime images (make "
+                                               "images)")
+    images.add_argument("--base", default=None,
+                        help=f"base image for both (default: {imagebuild.OFFICIAL_BASE} if a "
+                             f"registry answers, else one made from Debian's packages)")
+    images.set_defaults(run=run_images)
     up = dev_sub.add_parser("up", help="start a control plane and keep it up until Ctrl-C")
     up.add_argument("--crds", type=Path, default=Path("crds"),
                     help="directory of CRDs to install before the controllers start")
@@ -37,6 +43,17 @@ def run_build(args: argparse.Namespace) -> int:
     for name, path in vars(binaries).items():
         print(f"{name}: {path}")
     return 0
+
+
+def run_images(args: argparse.Namespace) -> int:
+    over = 0
+    for built in imagebuild.build_shipped(args.base):
+        budget = built.image.max_mb
+        mark = "" if built.size_mb <= budget else "  OVER BUDGET"
+        over += built.size_mb > budget
+        print(f"{built.image.tag:28} {built.size_mb:6.0f} MB (budget {budget} MB) "
+              f"built in {built.seconds:5.1f} s{mark}", flush=True)
+    return 1 if over else 0
 
 
 def run_up(args: argparse.Namespace) -> int:

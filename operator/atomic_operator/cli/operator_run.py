@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import socket
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -65,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     import atomic_operator.handlers  # noqa: F401  (registers the handlers with kopf)
 
+    name_this_operator()
+
     kopf.configure(verbose=args.verbose, log_format={
         "json": kopf.LogFormat.JSON, "plain": kopf.LogFormat.PLAIN,
         "full": kopf.LogFormat.FULL}[args.log_format], log_refkey="object")
@@ -75,6 +79,18 @@ def run(args: argparse.Namespace) -> int:
     kopf.run(standalone=True, clusterwide=not args.namespace, namespaces=args.namespace,
              liveness_endpoint=args.liveness or None)
     return 0
+
+
+def name_this_operator() -> None:
+    """Give kopf an identity without asking the password database.
+
+    Left to itself, kopf names the operator after `getpass.getuser()` when `POD_ID` is
+    unset (its documented variable); a container running as a uid with no passwd entry (the
+    chart's 10001) then dies at start. The chart sets `POD_ID` from the downward API;
+    anywhere else the host name and process id are unique enough for a standalone operator.
+    """
+    if not os.environ.get("POD_ID"):
+        os.environ["POD_ID"] = f"{socket.gethostname()}/{os.getpid()}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
