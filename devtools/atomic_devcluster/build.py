@@ -72,7 +72,8 @@ def _staging_modules(versions: Versions, workdir: Path, env: dict[str, str]) -> 
     return sorted(set(_STAGING_REPLACE.findall(gomod)))
 
 
-def _build_kubernetes(versions: Versions, bindir: Path) -> None:
+def _build_kubernetes(versions: Versions, bindir: Path,
+                      commands: tuple[str, ...] = KUBE_COMMANDS) -> None:
     env = _go_env()
     workdir = cache_dir() / "src" / f"kubernetes-{versions.kubernetes}"
     workdir.mkdir(parents=True, exist_ok=True)
@@ -93,13 +94,13 @@ def _build_kubernetes(versions: Versions, bindir: Path) -> None:
         f"-X {pkg}.buildDate=1970-01-01T00:00:00Z",
     ])
     env["GOFLAGS"] = "-mod=mod"
-    _log(f"building {', '.join(KUBE_COMMANDS)} {versions.kubernetes} "
-         f"({len(staging)} staging modules replaced); a cold build takes about 7 minutes")
+    _log(f"building {', '.join(commands)} {versions.kubernetes} "
+         f"({len(staging)} staging modules replaced); a cold build takes minutes")
     tmpdir = workdir / "out"
     tmpdir.mkdir(exist_ok=True)
     _run(["go", "build", "-trimpath", "-ldflags", ldflags, "-o", f"{tmpdir}/",
-          *(f"k8s.io/kubernetes/cmd/{c}" for c in KUBE_COMMANDS)], workdir, env)
-    for command in KUBE_COMMANDS:
+          *(f"k8s.io/kubernetes/cmd/{c}" for c in commands)], workdir, env)
+    for command in commands:
         (tmpdir / command).replace(bindir / command)
 
 

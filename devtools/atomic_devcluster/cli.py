@@ -12,6 +12,7 @@ from typing import Any
 from atomic_devcluster import demo, imagebuild
 from atomic_devcluster.build import ensure_binaries
 from atomic_devcluster.cluster import ControlPlane
+from atomic_devcluster.realnode.binaries import ensure_node_binaries
 
 
 def register(sub: Any) -> None:
@@ -40,7 +41,7 @@ def register(sub: Any) -> None:
 
 def run_build(args: argparse.Namespace) -> int:
     binaries = ensure_binaries()
-    for name, path in vars(binaries).items():
+    for name, path in (*vars(binaries).items(), *vars(ensure_node_binaries()).items()):
         print(f"{name}: {path}")
     return 0
 

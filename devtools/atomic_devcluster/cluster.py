@@ -35,6 +35,8 @@ from atomic_devcluster.build import Binaries, ensure_binaries
 from atomic_devcluster.procnode import NODE_NAME, namespace_annotations
 from atomic_devcluster.procnode.agent import STATE_FILE
 from atomic_devcluster.procnode.state import kill_recorded
+from atomic_devcluster.realnode import GATEWAY
+from atomic_devcluster.realnode.node import RealNode
 
 FAKE_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 
@@ -71,7 +73,9 @@ class ControlPlane:
     `process_node` adds the node whose pods run as processes: `images` maps more image
     names to commands it runs (`{"my/image:1": ["{python}", "-m", "my.module"]}`; the agent
     runtime image is always known), `process_pods` caps its pods (0: what fits in memory),
-    `backoff_seconds` is the first CrashLoopBackOff delay.
+    `backoff_seconds` is the first CrashLoopBackOff delay. `real_node` adds a kubelet with
+    containerd (`realnode/`): the API server then listens on the node's bridge, where pods
+    reach it, and `node_images` (image archives) are imported into the node's containerd.
     """
 
     crds: Sequence[Path] = ()
@@ -80,6 +84,8 @@ class ControlPlane:
     images: Mapping[str, Sequence[str]] = field(default_factory=dict)
     process_pods: int = 0
     backoff_seconds: float = 10.0
+    real_node: bool = False
+    node_images: Sequence[Path] = ()
     workdir: Path | None = None
     binaries: Binaries | None = None
     keep_workdir: bool = False
@@ -89,6 +95,7 @@ class ControlPlane:
     proxy_port: int = field(init=False, default=0)
     _procs: list[_Process] = field(init=False, default_factory=list)
     _owns_workdir: bool = field(init=False, default=False)
+    node: RealNode | None = field(init=False, default=None)
 
     def __enter__(self) -> ControlPlane:
         self.start()
@@ -110,6 +117,9 @@ class ControlPlane:
         (self.workdir / "logs").mkdir(exist_ok=True)
         self.kubeconfig = self.workdir / "kubeconfig"
         try:
+            if self.real_node:
+                self.node = RealNode(home=self.workdir / "node", images=self.node_images)
+                self.node.prepare()
             self._start_etcd()
             self._start_apiserver()
             if self.crds:
@@ -120,12 +130,17 @@ class ControlPlane:
             if self.process_node:
                 self.proxy_port = free_port()
                 self._start_node_agent()
+            if self.node is not None:
+                self.node.start(self.kubeconfig, self.kubectl)
         except BaseException:
             self.stop()
             raise
 
     def stop(self) -> None:
         """Stop every component (newest first) and remove the data unless asked to keep it."""
+        if self.node is not None:
+            self.node.stop()
+            self.node = None
         for proc in reversed(self._procs):
             if proc.popen.poll() is None:
                 proc.popen.send_signal(signal.SIGTERM)
@@ -265,12 +280,15 @@ class ControlPlane:
         tokens.write_text(f'{self.token},admin,admin,"system:masters"\n')
         tokens.chmod(0o600)
         port = free_port()
-        self.server = f"https://127.0.0.1:{port}"
+        # with a real node, pods reach the API server through the `kubernetes` Service,
+        # whose endpoint must be an address they can route to: the node's bridge
+        host = GATEWAY if self.real_node else "127.0.0.1"
+        self.server = f"https://{host}:{port}"
         proc = self._spawn("kube-apiserver", [
             str(self.binaries.kube_apiserver),
             f"--etcd-servers={self._etcd_url}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
+            f"--bind-address={host}",
+            f"--advertise-address={host}",
             f"--secure-port={port}",
             f"--cert-dir={certs}",
             f"--token-auth-file={tokens}",
@@ -279,7 +297,9 @@ class ControlPlane:
             f"--service-account-key-file={sa_key}",
             f"--service-account-signing-key-file={sa_key}",
             "--service-cluster-ip-range=10.96.0.0/16",
-            "--endpoint-reconciler-type=none",
+            # the lease reconciler refuses a loopback address
+            f"--endpoint-reconciler-type={'lease' if self.real_node else 'none'}",
+            "--kubelet-preferred-address-types=InternalIP",
             # Namespaces opt in to the process node through annotations these two turn into
             # a nodeSelector and a toleration on their pods (procnode/__init__.py).
             "--enable-admission-plugins=PodNodeSelector,PodTolerationRestriction",

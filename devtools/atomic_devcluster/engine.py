@@ -21,11 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from atomic_devcluster.build import BuildError, _log
+from atomic_devcluster.debian import ensure_programs
 from atomic_devcluster.versions import cache_dir
 
 # Debian's CLI (20.10) drives BuildKit itself; a newer CLI without the buildx plugin cannot.
 DEBIAN_DOCKER = Path("/usr/bin/docker")
-ENGINE_PACKAGES = ("docker.io",)
+# what a private engine and the Debian-made base need
+ENGINE_PROGRAMS = {"dockerd": "docker.io", "debootstrap": "debootstrap"}
 
 
 @dataclass(frozen=True)
@@ -62,21 +64,6 @@ def _answers(cli: str, env: dict[str, str]) -> bool:
         return False
 
 
-def _install_engine() -> None:
-    if shutil.which("dockerd") is not None:
-        return
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        raise BuildError("no Docker engine answers and none can be installed here: start "
-                         "one (DOCKER_HOST is honoured) or run as root on Debian")
-    _log("installing Debian's docker.io (no engine found)")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for cmd in (["apt-get", "update", "-qq"],
-                ["apt-get", "install", "-y", "-qq", *ENGINE_PACKAGES]):
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            raise BuildError(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
-
-
 @contextmanager
 def docker_engine() -> Iterator[Engine]:
     """An engine for the duration of the block; ours is stopped afterwards."""
@@ -85,7 +72,7 @@ def docker_engine() -> Iterator[Engine]:
     if cli and _answers(cli, env):
         yield Engine(_cli() if _answers(_cli(), env) else cli, env)
         return
-    _install_engine()
+    ensure_programs(ENGINE_PROGRAMS)
     cli = _cli()
     home = cache_dir() / "docker"
     home.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,267 @@
+"""`helm install` end to end: the operator pod from its image under the chart's exact
+securityContext (webhook on, as shipped), the examples running as pods of the runtime image,
+each answering through its Service, a Secret rotation rolling the agents, `helm upgrade`,
+and `helm uninstall` leaving nothing but the CRDs.
+
+The tests of this module run in order against one release: each names what it proves.
+Calls go through the API server's service proxy, which works on any cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.e2e.conftest import Cluster
+from tests.support.kube import eventually
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "atomic-operator"
+RELEASE, SYSTEM, DEMO = "atomic-operator", "atomic-system", "demo"
+FAKE_LLM = (ROOT / "tests" / "fakes" / "openai_server.py").read_text()
+AGENT_INPUTS: dict[str, dict[str, Any]] = {
+    "task-processor": {"description": "Write the release notes", "priority": "high"},
+    "content-analyzer": {"content": "Checkout takes 9 s on mobile.",
+                         "analysis_type": "recommendations"},
+    "sentiment-analyzer": {"text": "The support team was kind."},
+    "report-writer": {"summary": "Checkout is slow.", "recommendations": ["Compress images"]},
+}
+PIPELINE_INPUTS: dict[str, dict[str, Any]] = {
+    "analysis-to-tasks": {"content": "Release 0.2 adds pipelines."},
+    "parallel-review": {"content": "Fast checkout, late receipts."},
+}
+READY_TIMEOUT = 240.0
+
+
+def _image_values(cluster: Cluster) -> list[str]:
+    repository, _, tag = cluster.operator_image.rpartition(":")
+    return [f"--set=image.repository={repository}", f"--set=image.tag={tag}",
+            "--set=image.pullPolicy=IfNotPresent", f"--set=runtimeImage={cluster.runtime_image}"]
+
+
+@pytest.fixture(scope="module")
+def release(cluster: Cluster) -> Iterator[Cluster]:
+    started = time.monotonic()
+    cluster.helm("install", RELEASE, str(CHART), f"--namespace={SYSTEM}", "--create-namespace",
+                 "--wait", "--timeout=4m", *_image_values(cluster))
+    cluster.timings["helm install --wait"] = time.monotonic() - started
+    yield cluster
+    # the last test uninstalls; this only cleans up after a failure before it
+    cluster.helm("uninstall", RELEASE, f"--namespace={SYSTEM}", "--wait", check=False)
+
+
+def _fake_llm(namespace: str, image: str) -> str:
+    pod_security = {"runAsNonRoot": True, "runAsUser": 65532, "seccompProfile": {
+        "type": "RuntimeDefault"}}
+    container_security = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                          "capabilities": {"drop": ["ALL"]}}
+    docs = [
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "fake-llm"},
+         "data": {"openai_server.py": FAKE_LLM}},
+        {"apiVersion": "apps/v1", "kind": "Deployment",
+         "metadata": {"name": "fake-llm", "labels": {"app": "fake-llm"}},
+         "spec": {"selector": {"matchLabels": {"app": "fake-llm"}}, "template": {
+             "metadata": {"labels": {"app": "fake-llm"}},
+             "spec": {"securityContext": pod_security, "containers": [{
+                 "name": "fake-llm", "image": image, "imagePullPolicy": "IfNotPresent",
+                 "command": ["python", "/fake/openai_server.py", "--host=0.0.0.0",
+                             "--port=8000"],
+                 "ports": [{"name": "http", "containerPort": 8000}],
+                 "readinessProbe": {"tcpSocket": {"port": "http"}, "periodSeconds": 1},
+                 "securityContext": container_security,
+                 "volumeMounts": [{"name": "src", "mountPath": "/fake", "readOnly": True}]}],
+                 "volumes": [{"name": "src", "configMap": {"name": "fake-llm"}}]}}}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "fake-llm"},
+         "spec": {"selector": {"app": "fake-llm"},
+                  "ports": [{"name": "http", "port": 8000, "targetPort": "http"}]}},
+    ]
+    return "\n---\n".join(json.dumps(d) for d in docs)
+
+
+def _examples(base_url: str) -> str:
+    docs = []
+    for path in sorted((ROOT / "examples").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and doc["kind"] == "AtomicAgent":
+                doc["spec"]["model"]["baseURL"] = base_url
+            if doc:
+                docs.append(json.dumps(doc))
+    return "\n---\n".join(docs)
+
+
+def _ready(cluster: Cluster, kind: str, name: str) -> bool:
+    obj = cluster.json("-n", DEMO, "get", kind, name)
+    return any(c["type"] == "Ready" and c["status"] == "True"
+               for c in obj.get("status", {}).get("conditions", []))
+
+
+@pytest.fixture(scope="module")
+def examples(release: Cluster) -> Cluster:
+    cluster = release
+    cluster.kubectl("create", "namespace", DEMO)
+    cluster.kubectl("-n", DEMO, "apply", "-f", "-",
+                    input_text=_fake_llm(DEMO, cluster.runtime_image))
+    started = time.monotonic()
+    cluster.kubectl("-n", DEMO, "apply", "-f", "-", input_text=_examples(
+        f"http://fake-llm.{DEMO}.svc.cluster.local:8000/v1"))
+    for name in AGENT_INPUTS:
+        eventually(lambda n=name: _ready(cluster, "atomicagent", n), timeout=READY_TIMEOUT,
+                   interval=1, what=f"agent {name} Ready")
+    for name in PIPELINE_INPUTS:
+        eventually(lambda n=name: _ready(cluster, "atomicpipeline", n), timeout=READY_TIMEOUT,
+                   interval=1, what=f"pipeline {name} Ready")
+    cluster.timings["examples applied -> all Ready"] = time.monotonic() - started
+    return cluster
+
+
+def call(cluster: Cluster, service: str, body: dict[str, Any]) -> Any:
+    """POST /run through the API server's service proxy; the parsed answer."""
+    proc = cluster.kubectl("create", "--raw",
+                           f"/api/v1/namespaces/{DEMO}/services/{service}:http/proxy/run",
+                           "-f", "-", input_text=json.dumps(body))
+    return json.loads(proc.stdout)
+
+
+def _pods(cluster: Cluster, namespace: str, selector: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = cluster.json("-n", namespace, "get", "pods", "-l",
+                                               selector)["items"]
+    return items
+
+
+def test_operator_runs_from_its_image_under_the_charts_security_context(release: Cluster
+                                                                        ) -> None:
+    cluster = release
+    (pod,) = _pods(cluster, SYSTEM, "app.kubernetes.io/name=atomic-operator")
+    status = pod["status"]["containerStatuses"][0]
+    assert status["ready"] and status["restartCount"] == 0, status
+    assert status["image"].endswith(cluster.operator_image), status["image"]
+    name = pod["metadata"]["name"]
+    ids = cluster.kubectl("-n", SYSTEM, "exec", name, "--", "python", "-c",
+                          "import os; print(os.getuid(), os.getgid())").stdout.split()
+    assert ids == ["10001", "10001"]
+    write = cluster.kubectl("-n", SYSTEM, "exec", name, "--", "python", "-c",
+                            "open('/written', 'w')", check=False)
+    assert write.returncode != 0 and "Read-only file system" in write.stderr, write.stderr
+    caps = cluster.kubectl("-n", SYSTEM, "exec", name, "--", "python", "-c",
+                           "print([l for l in open('/proc/self/status') "
+                           "if l.startswith('CapEff')][0].split()[1])").stdout.strip()
+    assert int(caps, 16) == 0, f"effective capabilities {caps}"
+
+
+def test_operator_image_without_pod_id_does_not_crash(release: Cluster) -> None:
+    """The chart's pod, minus the POD_ID the chart sets: kopf must not need a passwd entry."""
+    cluster = release
+    deployment = cluster.json("-n", SYSTEM, "get", "deployment", RELEASE)
+    template = deployment["spec"]["template"]
+    container = template["spec"]["containers"][0]
+    container["env"] = [e for e in container["env"] if e["name"] != "POD_ID"]
+    # a second operator would fight the release's: watch a namespace that has nothing
+    container["args"] = [a for a in container["args"] if not a.startswith("--namespace")]
+    container["args"].append("--namespace=no-such-namespace")
+    env = {e["name"]: e for e in container["env"]}
+    env.pop("ATOMIC_OPERATOR_WEBHOOK_ENABLED", None)
+    container["env"] = list(env.values())
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": "operator-without-pod-id", "namespace": SYSTEM},
+           "spec": {**template["spec"], "restartPolicy": "Never"}}
+    cluster.kubectl("apply", "-f", "-", input_text=json.dumps(pod))
+    try:
+        def ready() -> bool:
+            got = cluster.json("-n", SYSTEM, "get", "pod", "operator-without-pod-id")
+            statuses = got["status"].get("containerStatuses", [])
+            assert got["status"]["phase"] != "Failed", cluster.kubectl(
+                "-n", SYSTEM, "logs", "operator-without-pod-id", check=False).stdout[-3000:]
+            return bool(statuses) and statuses[0]["ready"]
+        eventually(ready, timeout=90, interval=0.5, what="operator pod without POD_ID Ready")
+        time.sleep(3)  # a crash at start comes within a second of the liveness answering
+        got = cluster.json("-n", SYSTEM, "get", "pod", "operator-without-pod-id")
+        assert got["status"]["phase"] == "Running", got["status"]
+        assert "No username" not in cluster.kubectl("-n", SYSTEM, "logs",
+                                                    "operator-without-pod-id").stdout
+    finally:
+        cluster.kubectl("-n", SYSTEM, "delete", "pod", "operator-without-pod-id",
+                        "--wait=false", check=False)
+
+
+def test_every_example_answers_through_its_service(examples: Cluster) -> None:
+    cluster = examples
+    for agent in AGENT_INPUTS:
+        for pod in _pods(cluster, DEMO, f"atomicagents.io/agent={agent}"):
+            assert pod["spec"]["containers"][0]["image"] == cluster.runtime_image
+    answer = call(cluster, "task-processor", AGENT_INPUTS["task-processor"])
+    assert isinstance(answer["task_id"], str) and 0 <= answer["confidence"] <= 1, answer
+    for agent, body in AGENT_INPUTS.items():
+        assert isinstance(call(cluster, agent, body), dict), agent
+    tasks = call(cluster, "analysis-to-tasks", PIPELINE_INPUTS["analysis-to-tasks"])
+    output = tasks.get("output", tasks)
+    assert isinstance(output, list) and output, tasks
+    assert all(isinstance(t["task_id"], str) for t in output), output
+    review = call(cluster, "parallel-review", PIPELINE_INPUTS["parallel-review"])
+    assert isinstance(review, dict) and review, review
+
+
+def _agent_pod_names(cluster: Cluster) -> dict[str, set[str]]:
+    return {agent: {p["metadata"]["name"] for p in
+                    _pods(cluster, DEMO, f"atomicagents.io/agent={agent}")}
+            for agent in AGENT_INPUTS}
+
+
+def test_secret_rotation_rolls_the_agents(examples: Cluster) -> None:
+    cluster = examples
+    before = _agent_pod_names(cluster)
+    rotated = cluster.kubectl("-n", DEMO, "create", "secret", "generic", "openai-credentials",
+                              "--from-literal=api-key=rotated-key", "--dry-run=client",
+                              "-o", "json").stdout
+    cluster.kubectl("-n", DEMO, "apply", "-f", "-", input_text=rotated)
+
+    def rolled() -> bool:
+        now = _agent_pod_names(cluster)
+        return all(now[a] and not (now[a] & before[a]) for a in AGENT_INPUTS) and all(
+            _ready(cluster, "atomicagent", a) for a in AGENT_INPUTS)
+    eventually(rolled, timeout=READY_TIMEOUT, interval=1,
+               what="every agent rolled onto new pods and Ready")
+    assert isinstance(call(cluster, "task-processor", AGENT_INPUTS["task-processor"]), dict)
+
+
+def test_helm_upgrade_keeps_reconciling(examples: Cluster) -> None:
+    cluster = examples
+    (old,) = _pods(cluster, SYSTEM, "app.kubernetes.io/name=atomic-operator")
+    cluster.helm("upgrade", RELEASE, str(CHART), f"--namespace={SYSTEM}", "--wait",
+                 "--timeout=4m", *_image_values(cluster), "--set=logFormat=plain")
+    eventually(lambda: [p for p in _pods(cluster, SYSTEM,
+                                         "app.kubernetes.io/name=atomic-operator")
+                        if p["metadata"]["name"] != old["metadata"]["name"]
+                        and p["status"].get("containerStatuses", [{}])[0].get("ready")],
+               timeout=120, interval=1, what="the upgraded operator pod Ready")
+    cluster.kubectl("-n", DEMO, "scale", "atomicagent/sentiment-analyzer", "--replicas=2")
+    eventually(lambda: len([p for p in _pods(cluster, DEMO,
+                                             "atomicagents.io/agent=sentiment-analyzer")
+                            if p["status"].get("containerStatuses", [{}])[0].get("ready")]
+                           ) == 2,
+               timeout=READY_TIMEOUT, interval=1, what="the upgraded operator scaling an agent")
+
+
+def test_uninstall_leaves_only_the_crds(examples: Cluster) -> None:
+    cluster = examples
+    cluster.kubectl("delete", "namespace", DEMO, "--timeout=180s")
+    cluster.helm("uninstall", RELEASE, f"--namespace={SYSTEM}", "--wait", "--timeout=3m")
+    crds = cluster.kubectl("get", "crd", "-o", "name").stdout.split()
+    assert sorted(c for c in crds if c.endswith("atomicagents.io")) == [
+        "customresourcedefinition.apiextensions.k8s.io/atomicagents.atomicagents.io",
+        "customresourcedefinition.apiextensions.k8s.io/atomicpipelines.atomicagents.io"]
+    left = cluster.kubectl("get", "all,configmaps,secrets,serviceaccounts,roles,rolebindings",
+                           "-n", SYSTEM, "-l", f"app.kubernetes.io/instance={RELEASE}",
+                           "-o", "name").stdout.split()
+    assert left == [], left
+    cluster_wide = cluster.kubectl(
+        "get", "clusterroles,clusterrolebindings,validatingwebhookconfigurations,"
+        "mutatingwebhookconfigurations", "-o", "name").stdout.split()
+    ours = [n for n in cluster_wide if "atomic" in n]
+    assert ours == [], ours
+    print(f"\n[e2e] timings: {json.dumps(cluster.timings, indent=1)}")
