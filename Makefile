@@ -64,12 +64,16 @@ images: venv ## Build the operator and runtime images (a local Docker engine is 
 	$(BIN)/atomicctl dev images $(IMAGES_ARGS)
 
 .PHONY: test
-test: venv binaries ## Run every test: unit, runtime, and against the real control plane.
+test: venv binaries images ## Run every test: unit, runtime, real API server, and e2e on the real node.
 	$(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 .PHONY: test-unit
 test-unit: venv ## Only the tests that need no control plane.
 	$(BIN)/pytest -p no:cacheprovider tests/unit $(PYTEST_ARGS)
+
+.PHONY: test-e2e
+test-e2e: venv binaries images ## Only the end-to-end suite: helm install from the images on the real node.
+	$(BIN)/pytest -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
 
 .PHONY: test-k8s
 test-k8s: venv binaries ## Only the tests against the real control plane.

@@ -10,6 +10,7 @@ Calls go through the API server's service proxy, which works on any cluster.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,7 +54,8 @@ def release(cluster: Cluster) -> Iterator[Cluster]:
     cluster.timings["helm install --wait"] = time.monotonic() - started
     yield cluster
     # the last test uninstalls; this only cleans up after a failure before it
-    cluster.helm("uninstall", RELEASE, f"--namespace={SYSTEM}", "--wait", check=False)
+    if not os.environ.get("ATOMIC_E2E_KEEP"):
+        cluster.helm("uninstall", RELEASE, f"--namespace={SYSTEM}", "--wait", check=False)
 
 
 def _fake_llm(namespace: str, image: str) -> str:
@@ -81,18 +83,18 @@ def _fake_llm(namespace: str, image: str) -> str:
          "spec": {"selector": {"app": "fake-llm"},
                   "ports": [{"name": "http", "port": 8000, "targetPort": "http"}]}},
     ]
-    return "\n---\n".join(json.dumps(d) for d in docs)
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": docs})
 
 
 def _examples(base_url: str) -> str:
-    docs = []
+    docs: list[dict[str, Any]] = []
     for path in sorted((ROOT / "examples").glob("*.yaml")):
         for doc in yaml.safe_load_all(path.read_text()):
             if doc and doc["kind"] == "AtomicAgent":
                 doc["spec"]["model"]["baseURL"] = base_url
             if doc:
-                docs.append(json.dumps(doc))
-    return "\n---\n".join(docs)
+                docs.append(doc)
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": docs})
 
 
 def _ready(cluster: Cluster, kind: str, name: str) -> bool:
@@ -249,16 +251,26 @@ def test_helm_upgrade_keeps_reconciling(examples: Cluster) -> None:
 
 def test_uninstall_leaves_only_the_crds(examples: Cluster) -> None:
     cluster = examples
-    cluster.kubectl("delete", "namespace", DEMO, "--timeout=180s")
+    # the examples first, as a user would: their children go with them (ownerReferences)
+    cluster.kubectl("-n", DEMO, "delete", "atomicpipelines,atomicagents", "--all",
+                    "--timeout=120s", timeout=150)
+    eventually(lambda: cluster.kubectl(
+        "-n", DEMO, "get", "deployments,services,configmaps,horizontalpodautoscalers,"
+        "poddisruptionbudgets", "-l", "app.kubernetes.io/managed-by=atomic-operator",
+        "-o", "name").stdout.split() == [], timeout=120, interval=1,
+        what="every child of the examples collected")
+    # the namespace controller waits out the longest grace period of the pods it deleted
+    cluster.kubectl("delete", "namespace", DEMO, "--wait=false")
     cluster.helm("uninstall", RELEASE, f"--namespace={SYSTEM}", "--wait", "--timeout=3m")
     crds = cluster.kubectl("get", "crd", "-o", "name").stdout.split()
     assert sorted(c for c in crds if c.endswith("atomicagents.io")) == [
         "customresourcedefinition.apiextensions.k8s.io/atomicagents.atomicagents.io",
         "customresourcedefinition.apiextensions.k8s.io/atomicpipelines.atomicagents.io"]
-    left = cluster.kubectl("get", "all,configmaps,secrets,serviceaccounts,roles,rolebindings",
-                           "-n", SYSTEM, "-l", f"app.kubernetes.io/instance={RELEASE}",
-                           "-o", "name").stdout.split()
-    assert left == [], left
+    # helm waits for what it installed; the operator's pod goes after its ReplicaSet
+    eventually(lambda: cluster.kubectl(
+        "get", "all,configmaps,secrets,serviceaccounts,roles,rolebindings", "-n", SYSTEM,
+        "-l", f"app.kubernetes.io/instance={RELEASE}", "-o", "name").stdout.split() == [],
+        timeout=60, interval=1, what="nothing of the release left in its namespace")
     cluster_wide = cluster.kubectl(
         "get", "clusterroles,clusterrolebindings,validatingwebhookconfigurations,"
         "mutatingwebhookconfigurations", "-o", "name").stdout.split()
