@@ -4,7 +4,9 @@ Each instance gets free ports, a fresh data directory, token authentication with
 kubeconfig. Which nodes exist is an option: kwok's fake nodes (pods turn Running and answer
 nothing: for scale) and, with `process_node=True`, the process node whose pods are real
 processes (`procnode/`); namespaces opt in to it with `schedule_on_process_node()`.
-Processes log into files beside the data so a failure can quote them. The CRDs
+Processes log into files beside the data so a failure can quote them, and never outlive
+the harness: SIGTERM stops them like Ctrl-C does, and the kernel kills them when the
+harness dies any other way (`lifetime.py`). The CRDs
 are applied before kube-controller-manager starts: its garbage collector discovers resource
 types at start-up, and children of custom resources it does not know yet are collected only
 after its next rediscovery (about 40 s later) instead of at once.
@@ -32,6 +34,7 @@ from pathlib import Path
 from types import TracebackType
 
 from atomic_devcluster.build import Binaries, ensure_binaries
+from atomic_devcluster.lifetime import TerminateAsInterrupt, die_with_parent
 from atomic_devcluster.procnode import NODE_NAME, namespace_annotations
 from atomic_devcluster.procnode.agent import STATE_FILE
 from atomic_devcluster.procnode.state import kill_recorded
@@ -96,6 +99,7 @@ class ControlPlane:
     _procs: list[_Process] = field(init=False, default_factory=list)
     _owns_workdir: bool = field(init=False, default=False)
     node: RealNode | None = field(init=False, default=None)
+    _signals: TerminateAsInterrupt = field(init=False, default_factory=TerminateAsInterrupt)
 
     def __enter__(self) -> ControlPlane:
         self.start()
@@ -110,6 +114,7 @@ class ControlPlane:
     def start(self) -> None:
         """Start every component and wait until each is ready; raise with logs if not."""
         self.binaries = self.binaries or ensure_binaries()
+        self._signals.hold()
         if self.workdir is None:
             self.workdir = Path(tempfile.mkdtemp(prefix="atomic-cp-"))
             self._owns_workdir = True
@@ -138,6 +143,7 @@ class ControlPlane:
 
     def stop(self) -> None:
         """Stop every component (newest first) and remove the data unless asked to keep it."""
+        self._signals.release()  # a second SIGTERM ends us at once; the kernel stops the rest
         if self.node is not None:
             self.node.stop()
             self.node = None
@@ -198,7 +204,9 @@ class ControlPlane:
         argv += [f"--image={name}={json.dumps(list(cmd))}" for name, cmd in self.images.items()]
         env = {k: v for k, v in os.environ.items()
                if k.lower() not in ("http_proxy", "https_proxy", "no_proxy")}
-        proc = self._spawn("procnode", argv, env=env, append=True)
+        # On the harness's death the node agent gets SIGTERM, not SIGKILL: it stops its pods.
+        proc = self._spawn("procnode", argv, env=env, append=True,
+                           on_parent_death=signal.SIGTERM)
         self._wait(proc, f"{self.proxy_url}/healthz", timeout=60)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -224,12 +232,14 @@ class ControlPlane:
         return proc
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None,
-               append: bool = False) -> _Process:
+               append: bool = False, on_parent_death: signal.Signals = signal.SIGKILL
+               ) -> _Process:
         assert self.workdir is not None
         log = self.workdir / "logs" / f"{name}.log"
         with log.open("ab" if append else "wb") as out:
             popen = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+                                     stdin=subprocess.DEVNULL, start_new_session=True,
+                                     preexec_fn=die_with_parent(on_parent_death))
         proc = _Process(name, popen, log)
         self._procs.append(proc)
         return proc

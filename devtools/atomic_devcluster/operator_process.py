@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from atomic_devcluster.cluster import free_port
+from atomic_devcluster.lifetime import die_with_parent
 
 
 @dataclass
@@ -40,7 +41,9 @@ def running_operator(kubeconfig: Path | None, log: Path, *extra_args: str,
     cmd = [sys.executable, "-m", "atomic_operator", "--log-format=json",
            f"--liveness=http://127.0.0.1:{health}/healthz", *extra_args]
     with log.open("wb") as out:
-        popen = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        # SIGTERM when we die, however we die (a SIGKILLed test run left it running).
+        popen = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                 preexec_fn=die_with_parent())
     proc = OperatorProcess(popen, log, f"http://127.0.0.1:{metrics}/metrics")
     try:
         deadline = time.monotonic() + 30

@@ -1,7 +1,7 @@
 """Who owns an agent's replica count, and what the operator may write: the one rule.
 
-Every writer asks here; nothing else decides. The rule (DESIGN.md, "Who owns the replica
-count"):
+Every writer asks here; nothing else decides. The rule (docs/architecture.md, "Replicas",
+has it as a table):
 
 - mode none: the agent's `spec.replicas` owns it (the agent's scale subresource, so
   `kubectl scale aa/x` and an HPA or KEDA pointed at the *agent* work); the operator copies
@@ -30,7 +30,7 @@ minReplicas..maxReplicas is brought inside), so a restart never resets what the
 autoscaler had reached; ScalingActive says so.
 
 Pure: the observed world comes in as data (`ReplicaObservation`). Detecting external
-autoscalers is the handlers' indexes' job; the autoscaler of issue #10 passes its
+autoscalers is the handlers' indexes' job; the custom autoscaler (`autoscaler/`) passes its
 recommendation as `ReplicaObservation.autoscaler`.
 """
 
@@ -70,7 +70,7 @@ class ExternalAutoscaler:
 class AutoscalerObservation:
     """What the operator's own autoscaler (custom mode) wants now.
 
-    The extension point of issue #10: the autoscaler fills this from the agents' metrics;
+    The custom autoscaler (`autoscaler/controller.py`) fills this from the agent's metrics;
     `plan_replicas` turns it into the write (under AUTOSCALER_FIELD_MANAGER) and the
     ScalingActive condition, and the status function copies `desired` into
     `status.desiredReplicas`.

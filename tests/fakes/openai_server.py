@@ -1,4 +1,7 @@
-"""A fake model provider on loopback: the only test double in the suite.
+"""A fake model provider on loopback: the test double at the suite's network edge.
+
+(The suite's other double is `tests/support/memory_api.py`, the operator's API client in
+memory, for unit tests that count a reconcile's writes.)
 
 It speaks three wire formats: OpenAI chat completions (``POST .../chat/completions``), the
 Anthropic Messages API (``POST /v1/messages``) and Gemini's ``generateContent``

@@ -83,7 +83,10 @@ def test_no_secret_value_anywhere(agent_ns: Kube, operator: OperatorProcess) -> 
 
 
 def test_scale_subresource_drives_the_deployment(agent_ns: Kube) -> None:
-    agent_ns.apply(example("task-processor"))
+    # Mode none: the agent's spec.replicas owns the count. (The example's custom mode gives
+    # it to the autoscaler, which took spec.replicas only while it had not decided yet: the
+    # test raced the autoscaler's first tick and lost on a busy machine. See the next test.)
+    agent_ns.apply(variant("task-processor", {"spec": {"autoscaling": {"mode": "none"}}}))
     wait_ready(agent_ns, "task-processor")
     agent_ns.run("scale", "atomicagent/task-processor", "--replicas=3")
     eventually(lambda: agent_ns.get("deployment", "task-processor")["spec"]["replicas"] == 3,
@@ -97,6 +100,24 @@ def test_scale_subresource_drives_the_deployment(agent_ns: Kube) -> None:
     agent_ns.run("scale", "deployment/task-processor", "--replicas=1")
     eventually(lambda: agent_ns.get("deployment", "task-processor")["spec"]["replicas"] == 3,
                timeout=5, what="Deployment back to 3")
+
+
+def test_in_custom_mode_the_autoscaler_not_the_scale_subresource_owns_the_count(
+        agent_ns: Kube) -> None:
+    """The other side of that race, pinned: once the autoscaler has decided, `kubectl scale`
+    on a custom-mode agent moves nothing (docs/architecture.md, "Replicas")."""
+    agent_ns.apply(example("task-processor"))
+    wait_ready(agent_ns, "task-processor")
+    decided = eventually(
+        lambda: (c := condition(agent_ns.get("atomicagent", "task-processor"), "ScalingActive"))
+        .get("reason") not in (None, "AutoscalerNotRunning") and c, timeout=15,
+        what="the autoscaler's first decision")
+    assert decided["reason"] in ("WaitingForPods", "MetricsMissing"), decided  # kwok pods
+    agent_ns.run("scale", "atomicagent/task-processor", "--replicas=3")
+    deadline = time.monotonic() + 5  # two autoscaler intervals and more
+    while time.monotonic() < deadline:
+        assert agent_ns.get("deployment", "task-processor")["spec"]["replicas"] == 1
+        time.sleep(0.5)
 
 
 @pytest.mark.parametrize("kind", ["deployment", "service", "configmap"])

@@ -21,6 +21,7 @@ import jsonschema
 
 from atomic_devcluster import ControlPlane
 from atomic_devcluster.operator_process import OperatorProcess
+from atomic_devcluster.procnode import NODE_NAME
 from atomic_devcluster.procnode.network import POD_SUPERNET, twin
 from tests.fakes.openai_server import FakeServerThread
 from tests.support.kube import Kube, eventually
@@ -281,3 +282,53 @@ def test_restarted_node_agent_adopts_live_pods_and_kills_deleted_ones(
     assert status["ready"] and status["restartCount"] == 0, status
     proc_kube.run("delete", "pod", "kept", "--wait=true", "--timeout=30s")
     assert "kept" not in pod_processes()
+
+
+def test_node_and_pods_marked_not_ready_come_back_within_a_status_period(
+        proc_kube: Kube, control_plane: ControlPlane) -> None:
+    """What an API server outage longer than the node monitor grace period leaves behind,
+    written the way the node lifecycle controller writes it: every node condition Unknown,
+    the pods' Ready False. Only the node itself sets them back, as a kubelet does, within
+    its status period (10 s); before, the node stayed NotReady for good."""
+    proc_kube.apply(probe_pod("steady"))
+    proc_kube.run("wait", "--for=condition=Ready", "--timeout=30s", "pod/steady")
+    lost = {"status": "Unknown", "reason": "NodeStatusUnknown",
+            "message": "Kubelet stopped posting node status."}
+    control_plane.kubectl("patch", "node", NODE_NAME, "--subresource=status",
+                          "--type=strategic", "-p", json.dumps({"status": {"conditions": [
+                              {"type": kind, **lost} for kind in
+                              ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure")]}}))
+    proc_kube.run("patch", "pod", "steady", "--subresource=status", "--type=strategic", "-p",
+                  json.dumps({"status": {"conditions": [{"type": "Ready", "status": "False"}]}}))
+    assert node_condition(control_plane, "Ready")["status"] == "Unknown"
+    started = time.monotonic()
+
+    eventually(lambda: node_condition(control_plane, "Ready").get("status") == "True",
+               timeout=15, what="the process node Ready again")
+    eventually(lambda: pod_ready(proc_kube, "steady"), timeout=15, what="the pod Ready again")
+    took = time.monotonic() - started
+    assert took < 15, f"back after {took:.1f} s"
+    conditions = {c["type"]: c["status"] for c in
+                  control_plane_node(control_plane)["status"]["conditions"]}
+    assert conditions == {"Ready": "True", "MemoryPressure": "False", "DiskPressure": "False",
+                          "PIDPressure": "False"}
+    # The node lifecycle controller lifts the taints it put on the lost node.
+    eventually(lambda: not [t for t in control_plane_node(control_plane)["spec"].get(
+        "taints") or [] if t["key"].startswith("node.kubernetes.io/")], timeout=20,
+        what="the node lifecycle controller's taints lifted")
+    assert pod_ready(proc_kube, "steady")
+
+
+def control_plane_node(cp: ControlPlane) -> dict[str, Any]:
+    node: dict[str, Any] = json.loads(cp.kubectl("get", "node", NODE_NAME, "-o", "json").stdout)
+    return node
+
+
+def node_condition(cp: ControlPlane, kind: str) -> dict[str, Any]:
+    return next((dict(c) for c in control_plane_node(cp)["status"].get("conditions") or []
+                 if c["type"] == kind), {})
+
+
+def pod_ready(kube: Kube, name: str) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True"
+               for c in kube.get("pod", name).get("status", {}).get("conditions") or [])

@@ -10,8 +10,9 @@ import pytest
 from atomic_devcluster.procnode.images import ImageMap, UnknownImageError
 from atomic_devcluster.procnode.launch import expand
 from atomic_devcluster.procnode.network import Addresses, claim_cidr, twin
+from atomic_devcluster.procnode.node import node_status, status_is_stale
 from atomic_devcluster.procnode.proxy import service_of
-from atomic_devcluster.procnode.status import ContainerView, pod_status
+from atomic_devcluster.procnode.status import ContainerView, pod_status, status_differs
 from atomic_operator.settings import DEFAULT_RUNTIME_IMAGE
 
 
@@ -81,3 +82,31 @@ def test_ready_follows_the_probe_and_transition_times_survive_rewrites() -> None
     view.ended(3)
     assert view.last_terminated is not None and view.last_terminated["exitCode"] == 3
     assert not view.ready
+
+
+def test_a_status_someone_else_changed_is_told_apart_from_a_mere_rewrite() -> None:
+    view = ContainerView(name="agent", image="img", state="running", reason="",
+                         started_at="t0", pid=42, ready=True)
+    written = pod_status({"status": {}}, view, "10.244.0.2", "127.0.0.1", "Running")
+    again = pod_status({"status": written}, view, "10.244.0.2", "127.0.0.1", "Running")
+    assert not status_differs(written, again)  # timestamps alone are no difference
+    # The node lifecycle controller's MarkPodsNotReady: Ready False, the rest untouched.
+    marked = dict(written, conditions=[dict(c, status="False") if c["type"] == "Ready" else c
+                                       for c in written["conditions"]])
+    assert status_differs(marked, again)
+    assert status_differs(None, again)  # a write lost while the API server was away
+
+
+def test_node_status_is_stale_until_the_node_posts_it_and_keeps_transition_times() -> None:
+    assert status_is_stale(None)
+    posted = node_status(4, "127.0.0.1")
+    assert not status_is_stale({"status": posted})
+    lost = [dict(c, status="Unknown", reason="NodeStatusUnknown") for c in posted["conditions"]]
+    assert status_is_stale({"status": {"conditions": lost}})
+    ready = {c["type"]: c for c in posted["conditions"]}["Ready"]
+    old = [dict(c, lastTransitionTime="2020-01-01T00:00:00Z") for c in posted["conditions"]]
+    kept = {c["type"]: c for c in node_status(4, "127.0.0.1", old)["conditions"]}
+    assert kept["Ready"]["lastTransitionTime"] == "2020-01-01T00:00:00Z"
+    back = {c["type"]: c for c in node_status(4, "127.0.0.1", lost)["conditions"]}
+    assert back["Ready"]["status"] == "True"
+    assert back["Ready"]["lastTransitionTime"] >= ready["lastTransitionTime"]

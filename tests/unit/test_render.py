@@ -11,12 +11,15 @@ import pytest
 import yaml
 
 from atomic_operator.api import AtomicAgent
+from atomic_operator.api.pipeline import AtomicPipeline
 from atomic_operator.cli import main
-from atomic_operator.cli.render import render_documents
+from atomic_operator.cli.render import PLACEHOLDER_UID, render_documents
 from atomic_operator.k8s.kinds import AGENT, refusable_kinds
+from atomic_operator.reconcile.pipeline import check_of
 from atomic_operator.render import AgentIdentity, render_agent
+from atomic_operator.render.pipeline import render_pipeline
 from atomic_operator.settings import OperatorSettings
-from tests.support.manifests import example, variant
+from tests.support.manifests import EXAMPLES, example, variant
 
 BAD_POD = {"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
     "nodeSelectorTerms": [{"matchExpressions": [{"key": "a", "operator": "Sometimes"}]}]}}},
@@ -110,6 +113,51 @@ def test_render_cli_reports_problems(tmp_path: Path, capsys: pytest.CaptureFixtu
     path.write_text(yaml.safe_dump(bad))
     assert main(["render", "-f", str(path)]) == 1
     assert "spec.model.mode" in capsys.readouterr().err
+
+
+def test_render_cli_renders_a_pipelines_runner_as_the_operator_does(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    files = [EXAMPLES / f"{name}.yaml" for name in
+             ("analysis-to-tasks", "task-processor", "content-analyzer")]
+    assert main(["render", *(f"--filename={f}" for f in files)]) == 0
+    out = capsys.readouterr()
+    assert out.err == ""
+    objects = list(yaml.safe_load_all(out.out))
+    runner = {o["kind"]: o for o in objects
+              if o["metadata"]["labels"].get("atomicagents.io/pipeline") == "analysis-to-tasks"}
+    assert set(runner) == {"Deployment", "ConfigMap", "Service"}
+    assert len(objects) == 3 + 3 + 5  # the runner, task-processor, content-analyzer
+    # The very objects the operator applies: its render functions, fed as its reconcile
+    # feeds them (the type check against the agents of the namespace).
+    pipeline = AtomicPipeline.model_validate(example("analysis-to-tasks"))
+    agents = {n: example(n) for n in ("task-processor", "content-analyzer")}
+    who = AgentIdentity("analysis-to-tasks", "default", PLACEHOLDER_UID)
+    expected = render_pipeline(pipeline, who, check_of(pipeline, agents), agents,
+                               OperatorSettings())
+    assert [runner[o["kind"]] for o in expected.children] == expected.children
+    config = json.loads(runner["ConfigMap"]["data"]["pipeline.json"])
+    assert config["kind"] == "PipelineConfig" and config["problems"] == []
+    assert config["waves"] == [["analyze"], ["make-tasks"]]
+    owner = runner["Deployment"]["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["name"]) == ("AtomicPipeline", "analysis-to-tasks")
+
+
+def test_render_cli_says_what_a_pipeline_alone_lacks(capsys: pytest.CaptureFixture[str]
+                                                    ) -> None:
+    assert main(["render", "-f", str(EXAMPLES / "analysis-to-tasks.yaml")]) == 0
+    out = capsys.readouterr()
+    assert [d["kind"] for d in yaml.safe_load_all(out.out)] == [
+        "Deployment", "ConfigMap", "Service"]
+    assert "agents content-analyzer, task-processor are not in the input" in out.err
+
+
+def test_render_cli_refuses_what_the_operator_refuses(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    clash = variant("analysis-to-tasks", {"metadata": {"name": "task-processor"}})
+    path = tmp_path / "clash.yaml"
+    path.write_text(yaml.safe_dump_all([example("task-processor"), clash]))
+    assert main(["render", "-f", str(path)]) == 1
+    assert "an AtomicAgent named task-processor exists" in capsys.readouterr().err
 
 
 def test_hpa_metrics_cpu_always_memory_and_in_flight_when_asked() -> None:

@@ -2,8 +2,12 @@
 
 It watches the pods bound to its node and keeps one worker per pod. At start it reads the
 state file a previous agent left: a process whose pod still exists is adopted (its worker
-probes it and carries on), one whose pod is gone is killed. On SIGTERM (the harness
-stopping) it kills its processes quickly and leaves the pods to the API server.
+probes it and carries on), one whose pod is gone is killed. Like the kubelet's status
+manager, it checks every 10 s (and at once when the API server is back after an outage)
+that each pod's status in the API is what its worker last saw, and rewrites it if not:
+the node lifecycle controller marks every pod of a node it thinks lost unready. On
+SIGTERM (the harness stopping) it kills its processes quickly and leaves the pods to the
+API server.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from atomic_devcluster.procnode.images import ImageMap
 from atomic_devcluster.procnode.kubeapi import Api
 from atomic_devcluster.procnode.launch import NodeContext
 from atomic_devcluster.procnode.network import Addresses, claim_cidr
-from atomic_devcluster.procnode.node import existing_cidr, heartbeat, register
+from atomic_devcluster.procnode.node import STATUS_SECONDS, existing_cidr, heartbeat, register
 from atomic_devcluster.procnode.process import Process
 from atomic_devcluster.procnode.proxy import NodeProxy, ServiceDirectory
 from atomic_devcluster.procnode.state import PodRecord, StateFile
@@ -75,8 +79,10 @@ class NodeAgent:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await register(api, opts.node_name, str(cidr), opts.pods, HOST_IP)
+        resync = asyncio.Event()
         background = [asyncio.ensure_future(c) for c in (
-            heartbeat(api, opts.node_name), directory.run(), self._watch_pods())]
+            heartbeat(api, opts.node_name, opts.pods, HOST_IP, reconnected=resync.set),
+            directory.run(), self._watch_pods(), self._resync_pods(resync))]
         proxy.ready.set()
         log.info("process node %s up; proxy on %s:%s", opts.node_name, HOST_IP,
                  opts.proxy_port)
@@ -125,6 +131,16 @@ class NodeAgent:
                     await self._orphan(obj["metadata"]["uid"])
             else:
                 self._pod(obj)
+
+    async def _resync_pods(self, now: asyncio.Event) -> None:
+        """Every STATUS_SECONDS, or when `now` is set: put back any pod status the API
+        lost or someone else changed."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(now.wait(), STATUS_SECONDS)
+            now.clear()
+            for worker in list(self.workers.values()):
+                await worker.resync()
 
     def _pod(self, pod: dict[str, Any]) -> None:
         uid = pod["metadata"]["uid"]

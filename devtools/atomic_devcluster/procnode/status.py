@@ -106,3 +106,20 @@ def pod_status(pod: dict[str, Any], container: ContainerView, pod_ip: str, host_
         "message": message or None,
         "qosClass": previous.get("qosClass"),
     }
+
+
+def _essence(status: dict[str, Any]) -> tuple[Any, ...]:
+    """What a status says, without its timestamps and messages."""
+    conditions = sorted((str(c.get("type")), str(c.get("status")))
+                        for c in status.get("conditions") or [])
+    containers = sorted((str(c.get("name")), bool(c.get("ready")), c.get("restartCount"),
+                         tuple(sorted((c.get("state") or {}).keys())))
+                        for c in status.get("containerStatuses") or [])
+    return status.get("phase"), status.get("podIP"), tuple(conditions), tuple(containers)
+
+
+def status_differs(current: dict[str, Any] | None, wanted: dict[str, Any]) -> bool:
+    """Whether the API's copy of a pod's status says something else than the node would
+    write: the node lifecycle controller marked it unready, or a write was lost while the
+    API server was away (the kubelet's status manager checks the same)."""
+    return _essence(current or {}) != _essence(wanted)

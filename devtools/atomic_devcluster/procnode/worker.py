@@ -28,7 +28,7 @@ from atomic_devcluster.procnode.launch import Launch, LaunchError, NodeContext, 
 from atomic_devcluster.procnode.network import twin
 from atomic_devcluster.procnode.process import Process
 from atomic_devcluster.procnode.state import PodRecord, StateFile
-from atomic_devcluster.procnode.status import ContainerView, now, pod_status
+from atomic_devcluster.procnode.status import ContainerView, now, pod_status, status_differs
 
 log = logging.getLogger("procnode.pod")
 
@@ -340,6 +340,17 @@ class PodWorker:
         """The node shuts down: stop the process quickly, keep the pod."""
         if self.process is not None:
             await self.process.stop(1.0)
+
+    async def resync(self) -> None:
+        """Rewrite the status when the API's copy says something else than this worker."""
+        if self.gone or self.deleting.is_set():
+            return
+        wanted = pod_status(self.pod, self.view, self.record.pod_ip, self.node.context.host_ip,
+                            self._phase)
+        if status_differs(self.pod.get("status"), wanted):
+            log.info("pod %s: the API's status is not the node's; rewriting it", self.name)
+            self._written = None
+            await self._write()
 
     async def _write(self) -> None:
         if self.gone:

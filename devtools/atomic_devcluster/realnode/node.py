@@ -22,6 +22,7 @@ from typing import IO
 import yaml
 
 from atomic_devcluster.debian import ensure_programs
+from atomic_devcluster.lifetime import die_with_parent
 from atomic_devcluster.realnode import (
     CLUSTER_DOMAIN,
     GATEWAY,
@@ -152,8 +153,11 @@ class RealNode:
         log = self.home / "logs" / f"{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("wb") as out:
+            # a harness that dies hard takes the components with it; the containers they
+            # leave are undone by the next prepare()
             popen = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+                                     stdin=subprocess.DEVNULL, start_new_session=True,
+                                     preexec_fn=die_with_parent(signal.SIGKILL))
         proc = _Proc(name, popen, log)
         self._procs.append(proc)
         return proc

@@ -143,7 +143,9 @@ class Condition(ApiModel):
     """One aspect of the resource's observed state, as Kubernetes' own objects report it."""
 
     type: str
-    """Ready, Progressing, Degraded, SchemasCompatible or ScalingActive."""
+    """Both kinds: Ready, Progressing, Degraded, kstatus' Reconciling and Stalled, and
+    ScalingActive (who scales; on a pipeline only when an autoscaler of someone else scales
+    its runner). A pipeline also: SchemasCompatible and AgentsReady."""
 
     status: ConditionStatus
     """True, False or Unknown."""

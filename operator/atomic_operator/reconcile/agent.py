@@ -60,7 +60,9 @@ class AgentEnv:
     external: tuple[ExternalAutoscaler, ...] = ()
     """Autoscalers of others that target the agent's Deployment (from the indexes)."""
     autoscaler: AutoscalerObservation | None = None
-    """The custom autoscaler's recommendation (issue #10 fills it; None until then)."""
+    """The custom autoscaler's last recommendation for this agent (`Autoscalers.observation`,
+    filled in by the runner); None outside custom mode and until its first decision or
+    write, when the replica policy holds the count."""
     pipelines: tuple[str, ...] | None = None
     """Pipelines that call the agent (from the indexes), listed in its status."""
 
