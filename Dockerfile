@@ -11,20 +11,30 @@ FROM ${BASE_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 RUN python3 -m venv /opt/venv
 WORKDIR /src
-COPY pyproject.toml README.md ./
-COPY operator ./operator
-COPY agent_image/atomic_runtime ./agent_image/atomic_runtime
+COPY pyproject.toml ./
 # build-ca: the host's CA bundle where outbound TLS is intercepted; a build secret, so it
-# never reaches a layer of either stage
+# never reaches a layer of either stage.
+# The dependencies first, against empty packages: this layer changes only with
+# pyproject.toml, so a code change rebuilds in seconds. A read-only root filesystem cannot
+# take .pyc files later: both layers compile theirs now, for whichever Python the base has.
 RUN --mount=type=secret,id=build-ca \
     if [ -s /run/secrets/build-ca ]; then export PIP_CERT=/run/secrets/build-ca; fi \
+ && mkdir -p operator/atomic_operator agent_image/atomic_runtime \
+ && touch README.md operator/atomic_operator/__init__.py agent_image/atomic_runtime/__init__.py \
  && /opt/venv/bin/pip install ".[operator]" \
- && /opt/venv/bin/pip uninstall -y pip \
  # the kubernetes client's asyncio twin (64 MB): the operator loads kubeconfigs with the
  # synchronous package only, and nothing imports kubernetes.aio
  && rm -rf /opt/venv/lib/python3*/site-packages/kubernetes/aio \
- # a read-only root filesystem cannot take .pyc files later: compile them now
  && /opt/venv/bin/python -m compileall -q -j 0 /opt/venv/lib
+COPY README.md ./
+COPY operator/atomic_operator ./operator/atomic_operator
+COPY agent_image/atomic_runtime ./agent_image/atomic_runtime
+RUN --mount=type=secret,id=build-ca \
+    if [ -s /run/secrets/build-ca ]; then export PIP_CERT=/run/secrets/build-ca; fi \
+ && /opt/venv/bin/pip install --no-deps --force-reinstall . \
+ # pip is not needed at run time
+ && /opt/venv/bin/pip uninstall -y pip \
+ && /opt/venv/bin/python -m compileall -q -j 0 /opt/venv/lib/python3*/site-packages/atomic_*
 
 FROM ${BASE_IMAGE}
 LABEL org.opencontainers.image.title="atomic-operator" \

@@ -38,7 +38,7 @@ from atomic_devcluster.lifetime import TerminateAsInterrupt, die_with_parent
 from atomic_devcluster.procnode import NODE_NAME, namespace_annotations
 from atomic_devcluster.procnode.agent import STATE_FILE
 from atomic_devcluster.procnode.state import kill_recorded
-from atomic_devcluster.realnode import GATEWAY
+from atomic_devcluster.realnode import GATEWAY, metrics_api
 from atomic_devcluster.realnode.node import RealNode
 
 FAKE_NODE_ANNOTATION = "kwok.x-k8s.io/node"
@@ -310,6 +310,7 @@ class ControlPlane:
             # the lease reconciler refuses a loopback address
             f"--endpoint-reconciler-type={'lease' if self.real_node else 'none'}",
             "--kubelet-preferred-address-types=InternalIP",
+            *(metrics_api.front_proxy_flags(certs) if self.real_node else []),
             # Namespaces opt in to the process node through annotations these two turn into
             # a nodeSelector and a toleration on their pods (procnode/__init__.py).
             "--enable-admission-plugins=PodNodeSelector,PodTolerationRestriction",

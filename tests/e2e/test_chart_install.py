@@ -208,6 +208,23 @@ def test_every_example_answers_through_its_service(examples: Cluster) -> None:
     assert isinstance(review, dict) and review, review
 
 
+def _condition(cluster: Cluster, kind: str, name: str, type_: str) -> dict[str, Any] | None:
+    obj = cluster.json("-n", DEMO, "get", kind, name)
+    return next((c for c in obj.get("status", {}).get("conditions", [])
+                 if c["type"] == type_), None)
+
+
+def test_the_operator_pod_scrapes_the_agents_it_autoscales(examples: Cluster) -> None:
+    """task-processor is autoscaled by the operator (mode custom): from its pod, the
+    operator reaches the agent pods' metrics port by pod IP, as in any cluster."""
+    cluster = examples
+    scaling = eventually(
+        lambda: (c := _condition(cluster, "atomicagent", "task-processor", "ScalingActive"))
+        and c["status"] == "True" and c, timeout=60, interval=1,
+        what="task-processor ScalingActive=True")
+    assert scaling["reason"] != "MetricsMissing", scaling
+
+
 def _agent_pod_names(cluster: Cluster) -> dict[str, set[str]]:
     return {agent: {p["metadata"]["name"] for p in
                     _pods(cluster, DEMO, f"atomicagents.io/agent={agent}")}
@@ -247,6 +264,72 @@ def test_helm_upgrade_keeps_reconciling(examples: Cluster) -> None:
                             if p["status"].get("containerStatuses", [{}])[0].get("ready")]
                            ) == 2,
                timeout=READY_TIMEOUT, interval=1, what="the upgraded operator scaling an agent")
+
+
+LOAD = """
+import json, sys, threading, time, urllib.request
+url, seconds = sys.argv[1], float(sys.argv[2])
+body = json.dumps({"description": "Write the release notes", "priority": "high"}).encode()
+done = [0]
+def loop():
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            req = urllib.request.Request(url, body, {"content-type": "application/json"})
+            urllib.request.urlopen(req, timeout=10).read()
+            done[0] += 1
+        except Exception:
+            time.sleep(0.05)
+threads = [threading.Thread(target=loop) for _ in range(16)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+print(done[0])
+"""
+
+
+def test_hpa_mode_agent_scales_up_on_cpu(examples: Cluster) -> None:
+    """The rendered HPA gets CPU from the resource metrics API (metrics-server scraping the
+    kubelet) and scales the agent up under load from a pod inside the cluster."""
+    cluster = examples
+    agent = yaml.safe_load((ROOT / "examples" / "task-processor.yaml").read_text())
+    agent["metadata"] = {"name": "cpu-bound"}
+    agent["spec"]["model"]["baseURL"] = f"http://fake-llm.{DEMO}.svc.cluster.local:8000/v1"
+    agent["spec"]["autoscaling"] = {"mode": "hpa", "minReplicas": 1, "maxReplicas": 3,
+                                    "targetCPUUtilizationPercentage": 30}
+    agent["spec"]["resources"] = {"requests": {"cpu": "50m", "memory": "128Mi"}}
+    cluster.kubectl("-n", DEMO, "apply", "-f", "-", input_text=json.dumps(agent))
+    eventually(lambda: _ready(cluster, "atomicagent", "cpu-bound"), timeout=READY_TIMEOUT,
+               interval=1, what="agent cpu-bound Ready")
+    eventually(lambda: cluster.kubectl("-n", DEMO, "get", "--raw",
+                                       f"/apis/metrics.k8s.io/v1beta1/namespaces/{DEMO}/pods",
+                                       check=False).returncode == 0
+               and "cpu-bound" in cluster.kubectl(
+                   "top", "pods", "-n", DEMO, check=False).stdout,
+               timeout=90, interval=2, what="CPU of cpu-bound's pod in the metrics API")
+    started = time.monotonic()
+    load = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "load"},
+            "spec": {"restartPolicy": "Never", "securityContext": {
+                "runAsNonRoot": True, "runAsUser": 65532},
+                "containers": [{"name": "load", "image": cluster.runtime_image,
+                                "imagePullPolicy": "IfNotPresent",
+                                "command": ["python", "-c", LOAD,
+                                            f"http://cpu-bound.{DEMO}.svc.cluster.local/run",
+                                            "150"]}]}}
+    cluster.kubectl("-n", DEMO, "apply", "-f", "-", input_text=json.dumps(load))
+    try:
+        hpa = eventually(lambda: (h := cluster.json("-n", DEMO, "get", "hpa", "cpu-bound"))
+                         and h["status"].get("desiredReplicas", 0) > 1 and h,
+                         timeout=150, interval=2, what="the HPA asking for more replicas")
+        cluster.timings["hpa: load start -> scale-up asked"] = time.monotonic() - started
+        print(f"\n[e2e] HPA: {hpa['status'].get('currentMetrics')} -> "
+              f"{hpa['status']['desiredReplicas']} replicas")
+        eventually(lambda: len([p for p in _pods(cluster, DEMO,
+                                                 "atomicagents.io/agent=cpu-bound")
+                                if p["status"].get("containerStatuses", [{}])[0].get("ready")]
+                               ) > 1, timeout=120, interval=1,
+                   what="more than one cpu-bound pod Ready")
+    finally:
+        cluster.kubectl("-n", DEMO, "delete", "pod", "load", "--wait=false", check=False)
 
 
 def test_uninstall_leaves_only_the_crds(examples: Cluster) -> None:

@@ -1,8 +1,9 @@
 """The node's programs, built once into the cache like the control plane's.
 
 kubelet and kube-proxy come from the same wrapper module (and Go build cache) as the
-control plane, so they are the same Kubernetes; the CNI plugins and CoreDNS through the Go
-module proxy; pause from the C source in the Kubernetes module, linked statically.
+control plane, so they are the same Kubernetes; the CNI plugins, CoreDNS and metrics-server
+through the Go module proxy; pause from the C source in the Kubernetes module, linked
+statically.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ CNI_PLUGINS = ("main/bridge", "main/loopback", "ipam/host-local", "meta/portmap"
                "meta/firewall")
 COREDNS_MODULE = "github.com/coredns/coredns"
 COREDNS_VERSION = "v1.14.7"
+METRICS_SERVER_MODULE = "sigs.k8s.io/metrics-server/cmd/metrics-server"
+METRICS_SERVER_VERSION = "v0.8.0"
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,7 @@ class NodeBinaries:
     kube_proxy: Path
     cni_dir: Path
     coredns: Path
+    metrics_server: Path
     pause: Path
 
 
@@ -50,11 +54,17 @@ def ensure_node_binaries(versions: Versions = PINNED) -> NodeBinaries:
     if not (dns_dir / "coredns").exists():
         dns_dir.mkdir(parents=True, exist_ok=True)
         _go_install(COREDNS_MODULE, COREDNS_VERSION, dns_dir, "coredns")
+    metrics_dir = cache_dir() / "bin" / f"metrics-server-{METRICS_SERVER_VERSION}"
+    if not (metrics_dir / "metrics-server").exists():
+        metrics_dir.mkdir(parents=True, exist_ok=True)
+        _go_install(METRICS_SERVER_MODULE, METRICS_SERVER_VERSION, metrics_dir,
+                    "metrics-server")
     pause = bindir / "pause"
     if not pause.exists():
         _build_pause(versions, pause)
     return NodeBinaries(kubelet=bindir / "kubelet", kube_proxy=bindir / "kube-proxy",
-                        cni_dir=cni_dir, coredns=dns_dir / "coredns", pause=pause)
+                        cni_dir=cni_dir, coredns=dns_dir / "coredns",
+                        metrics_server=metrics_dir / "metrics-server", pause=pause)
 
 
 def _build_pause(versions: Versions, target: Path) -> None:

@@ -31,6 +31,7 @@ from atomic_devcluster.realnode import (
     POD_SUBNET,
     containerd,
     kernel,
+    metrics_api,
     network,
 )
 from atomic_devcluster.realnode.binaries import NodeBinaries, ensure_node_binaries
@@ -122,6 +123,7 @@ class RealNode:
                             check=False).stdout
             if ready == "True":
                 self.timings["node Ready"] = time.monotonic() - started
+                self._start_metrics_server(kubeconfig, kubectl)
                 return
             time.sleep(0.3)
         raise NodeError(f"node {NODE_NAME} not Ready after 120 s:\n{self._procs[-1].tail()}")
@@ -200,6 +202,14 @@ class RealNode:
 }}
 """)
         self._spawn("coredns", [str(self.binaries.coredns), "-conf", str(corefile)])
+
+    def _start_metrics_server(self, kubeconfig: Path,
+                              kubectl: Callable[..., subprocess.CompletedProcess[str]]) -> None:
+        assert self.binaries is not None
+        port = _free_port()
+        self._spawn("metrics-server", metrics_api.metrics_server_argv(
+            self.binaries.metrics_server, kubeconfig, self.home, port))
+        metrics_api.register(kubectl, port)
 
     def _start_kube_proxy(self, kubeconfig: Path) -> None:
         assert self.binaries is not None

@@ -1,0 +1,85 @@
+"""The resource metrics API (metrics.k8s.io) on the real node: metrics-server as a host
+process scraping the kubelet, registered with the API server's aggregator.
+
+metrics-server is an aggregated API server: the API server proxies `pods.metrics.k8s.io`
+to it, authenticating as the front proxy (a client certificate the harness makes, see
+`front_proxy_flags`), and metrics-server reads who the caller is from the request headers.
+It listens on the node's bridge address; a Service without a selector and an Endpoints
+object name that address for the aggregator. This is what makes an HPA's CPU target work
+here (`kubectl top pods` too).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+from atomic_devcluster.realnode import GATEWAY
+
+SERVICE = "metrics-server"
+NAMESPACE = "kube-system"
+API_SERVICE = "v1beta1.metrics.k8s.io"
+FRONT_PROXY_CLIENT = "front-proxy-client"
+
+
+def _openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+
+def front_proxy_flags(certs: Path) -> list[str]:
+    """Make the front proxy's CA and client certificate; the API server's flags for them."""
+    ca_key, ca = certs / "front-proxy-ca.key", certs / "front-proxy-ca.crt"
+    key, csr, crt = (certs / f"front-proxy-client.{ext}" for ext in ("key", "csr", "crt"))
+    ext = certs / "front-proxy-client.ext"
+    ext.write_text("extendedKeyUsage=clientAuth\n")
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key),
+             "-out", str(ca), "-days", "30", "-subj", "/CN=front-proxy-ca")
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr),
+             "-subj", f"/CN={FRONT_PROXY_CLIENT}")
+    _openssl("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
+             "-CAcreateserial", "-out", str(crt), "-days", "30", "-extfile", str(ext))
+    return [
+        f"--requestheader-client-ca-file={ca}",
+        f"--requestheader-allowed-names={FRONT_PROXY_CLIENT}",
+        "--requestheader-username-headers=X-Remote-User",
+        "--requestheader-group-headers=X-Remote-Group",
+        "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+        f"--proxy-client-cert-file={crt}",
+        f"--proxy-client-key-file={key}",
+        # the aggregator calls an endpoint's address, not the Service's ClusterIP
+        "--enable-aggregator-routing=true",
+    ]
+
+
+def metrics_server_argv(binary: Path, kubeconfig: Path, home: Path, port: int) -> list[str]:
+    return [str(binary), f"--kubeconfig={kubeconfig}",
+            f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}",
+            f"--bind-address={GATEWAY}", f"--secure-port={port}",
+            f"--cert-dir={home / 'metrics-server'}",
+            # the kubelet's serving certificate is self-signed; it listens on the bridge
+            "--kubelet-insecure-tls", "--kubelet-preferred-address-types=InternalIP",
+            "--kubelet-use-node-status-port", "--metric-resolution=10s"]
+
+
+def register(kubectl: Callable[..., subprocess.CompletedProcess[str]], port: int) -> None:
+    """The Service, its endpoint on the bridge, and the APIService pointing at them."""
+    docs = [
+        {"apiVersion": "v1", "kind": "Service",
+         "metadata": {"name": SERVICE, "namespace": NAMESPACE},
+         "spec": {"ports": [{"name": "https", "port": 443, "targetPort": port}]}},
+        {"apiVersion": "v1", "kind": "Endpoints",
+         "metadata": {"name": SERVICE, "namespace": NAMESPACE},
+         "subsets": [{"addresses": [{"ip": GATEWAY}],
+                      "ports": [{"name": "https", "port": port}]}]},
+        {"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+         "metadata": {"name": API_SERVICE},
+         "spec": {"service": {"name": SERVICE, "namespace": NAMESPACE, "port": 443},
+                  "group": "metrics.k8s.io", "version": "v1beta1",
+                  "insecureSkipTLSVerify": True, "groupPriorityMinimum": 100,
+                  "versionPriority": 100}},
+    ]
+    kubectl("apply", "-f", "-", input_text=json.dumps(
+        {"apiVersion": "v1", "kind": "List", "items": docs}))
