@@ -40,6 +40,7 @@ from .admission import Admission, OverloadedError
 from .agent import Agent, ConfiguredAgent
 from .config import AgentConfig
 from .context import build_providers, missing_files
+from .jsonbody import JsonBodyError, parse_json
 from .llm import LLM, LLMCallError, deadline_at
 from .logs import request_id
 from .metrics import Metrics
@@ -268,11 +269,9 @@ class RunHandler:
     async def _process(self, raw: bytes, deadline: float) -> Response:
         """`deadline`: when the request's time is up, on the event loop's clock."""
         try:
-            payload = json.loads(raw)
-        except ValueError as exc:
-            return error(400, "invalid_json", f"the body is not JSON: {exc}")
-        except RecursionError:
-            return error(400, "invalid_json", "the body is nested too deeply to parse")
+            payload = parse_json(raw)
+        except JsonBodyError as exc:
+            return error(400, "invalid_json", str(exc))
         try:
             problems = schema_errors(self.input_validator, payload)
             if problems:
