@@ -38,6 +38,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .admission import Admission, OverloadedError
 from .agent import Agent, ConfiguredAgent
+from .compat.uvicorn import REFUSED
 from .config import AgentConfig
 from .context import build_providers, missing_files
 from .jsonbody import JsonBodyError, parse_json
@@ -175,12 +176,14 @@ class RunHandler:
             failure: BaseException | None = exc
         else:
             failure = None
+        request.scope[LOGGED] = True
+        if request.scope.get(REFUSED):  # the connection layer answered (and counted) it
+            return response
         elapsed = time.perf_counter() - started
         status = response.status_code
         self.metrics.count_request(status)
         if status not in NOT_OBSERVED:
             self.metrics.request_duration_h.observe(elapsed)
-        request.scope[LOGGED] = True
         extra: dict[str, Any] = {"status": status, "duration_ms": round(elapsed * 1000, 2)}
         if status >= 400:
             extra["type"] = json.loads(bytes(response.body))["error"]["type"]
@@ -344,6 +347,17 @@ class EdgeMetrics(Protocol):
     def client_timeout(self, phase: str) -> None: ...
 
 
+CLOSE = (b"connection", b"close")
+
+
+def expects_body(scope: Scope) -> bool:
+    """Whether the request has a body (chunked, or a Content-Length other than 0)."""
+    for name, value in scope["headers"]:
+        if name == b"transfer-encoding" or (name == b"content-length" and value != b"0"):
+            return True
+    return False
+
+
 class Edge:
     """The outermost layer: request ids, and one envelope, count and log line per error.
 
@@ -372,16 +386,27 @@ class Edge:
         header = (b"x-request-id", rid.encode())
         replica = (b"x-atomic-replica", replica_of(scope))
         status = 0
+        body_unread = expects_body(scope)
+
+        async def receive_body() -> Message:
+            nonlocal body_unread
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_unread = False
+            return message
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), header, replica]
+                extra = [header, replica]
+                if body_unread:  # answered before the body arrived (413, 415, 401...):
+                    extra.append(CLOSE)  # the rest of it cannot be skipped on this connection
+                message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive_body if body_unread else receive, send_with_id)
         except Exception as exc:
             if status == 0:
                 with suppress(Exception):  # the client is gone; the log line below stays

@@ -41,6 +41,7 @@ from ..app import (
     read_body,
     server_error,
 )
+from ..compat.uvicorn import REFUSED
 from ..jsonbody import JsonBodyError, parse_json
 from ..logs import request_id
 from ..schema_models import schema_errors
@@ -89,6 +90,8 @@ class RunEndpoint:
         started = time.perf_counter()
         request.scope[LOGGED] = True  # counted and logged here, not again by the edge
         response = await self._handle(request)
+        if request.scope.get(REFUSED):  # the connection layer answered (and counted) it
+            return response
         elapsed = time.perf_counter() - started
         status = response.status_code
         self.metrics.count_run(status)
