@@ -231,3 +231,25 @@ def test_a_bad_output_cap_is_one_clear_line_and_exit_2(fake: Fake, tmp_path: Any
         rt.start()
     assert "ATOMIC_AGENT_MAX_OUTPUT_BYTES must be a positive integer, got 'lots'" in rt.logs()
     assert "Traceback" not in rt.logs()
+
+
+def test_a_retry_that_cannot_finish_before_the_deadline_is_not_started(
+    fake: Fake, spawn: Any
+) -> None:
+    """Issue 22, item 13: a provider slower than model.timeoutSeconds (1 s, 2 retries,
+    deadline 4 s). The third attempt would start with under 1 s left: it is not started,
+    and the answer is the provider's timeout, not the request's deadline."""
+    config = make_config(
+        fake.base_url,
+        model={"timeoutSeconds": 1, "maxRetries": 2},
+        requestTimeoutSeconds=4,
+    )
+    rt = spawn(config)
+    fake.control(behavior="hang")
+    started = time.monotonic()
+    response = run(rt)
+    took = time.monotonic() - started
+    assert response.status_code == 504, response.text
+    assert response.json()["error"]["type"] == "upstream_timeout"
+    assert len(fake.requests()) == 2  # two attempts of 1 s; the third never sent
+    assert took < 3.5, took
