@@ -38,7 +38,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .admission import Admission, OverloadedError
 from .agent import Agent, ConfiguredAgent
-from .compat.uvicorn import REFUSED
+from .compat.uvicorn import ON_DISCONNECT, REFUSED
 from .config import AgentConfig
 from .context import build_providers, missing_files
 from .jsonbody import JsonBodyError, parse_json
@@ -229,6 +229,15 @@ class RunHandler:
         started = loop.time()
         reading = True
         body_timeout = 1.0 if self.state.closing else self.body_timeout
+        task = asyncio.current_task()
+        assert task is not None
+        gone = False
+
+        def client_gone() -> None:
+            nonlocal gone
+            gone = True
+            task.cancel("the client went away")
+
         try:
             # one timer: the body timeout while the body arrives, then the request deadline,
             # which counts from the same start, so a slow upload eats into the deadline
@@ -236,7 +245,12 @@ class RunHandler:
                 raw = await self._read_body(request)
                 reading = False
                 clock.reschedule(started + self.deadline)
-                return await self._process(raw, started + self.deadline)
+                # a client that leaves now cancels the work, provider calls included
+                request.scope[ON_DISCONNECT] = client_gone
+                try:
+                    return await self._process(raw, started + self.deadline)
+                finally:
+                    request.scope.pop(ON_DISCONNECT, None)
         except BodyTooLargeError:
             return error(
                 413,
@@ -246,8 +260,10 @@ class RunHandler:
         except ClientDisconnect:
             return error(CLIENT_GONE, "client_disconnected", "the client went away")
         except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if not (reading and self.state.closing and task is not None and task.uncancel() == 0):
+            if gone and task.uncancel() == 0:
+                return error(CLIENT_GONE, "client_disconnected",
+                             "the client went away; its model call was cancelled")
+            if not (reading and self.state.closing and task.uncancel() == 0):
                 raise
             return error(
                 503,

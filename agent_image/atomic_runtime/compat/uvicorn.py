@@ -50,6 +50,12 @@ REFUSED = "atomic_runtime.refused"
 malformed chunk): the app's own answer (a 499, as the client seems gone) is neither counted
 nor logged, as the refusal already was."""
 
+ON_DISCONNECT = "atomic_runtime.on_disconnect"
+"""Scope key of a callable the app may set while it works on a request: called when the
+client's connection is lost before the answer was sent, so the work (and the provider calls
+it makes) is cancelled instead of finished for nobody. A hook rather than a task per request
+watching ``receive()`` for ``http.disconnect``."""
+
 Refuse = Callable[[int, str, str], bytes]
 """(status, error type, message) → the whole HTTP response to write before closing."""
 TimedOut = Callable[[str], None]
@@ -116,7 +122,13 @@ def _guarded_protocol(limits: HeadLimits, refuse: Refuse, timed_out: TimedOut) -
             if self._linger is not None:
                 self._linger.cancel()
                 self._linger = None
+            cycle = self.cycle
+            hook = None
+            if cycle is not None and not cycle.response_complete:
+                hook = cycle.scope.get(ON_DISCONNECT)
             super().connection_lost(exc)
+            if callable(hook):
+                hook()
 
         def _close_transport(self) -> None:
             """Close; but while the request body is still arriving, send the answer and a
