@@ -46,7 +46,7 @@ from ..jsonbody import JsonBodyError, parse_json
 from ..logs import request_id
 from ..schema_models import schema_errors
 from ..settings import ServerSettings
-from .bindings import ABSENT
+from .bindings import ABSENT, TooManyItemsError
 from .calls import AgentCaller
 from .config import PipelineConfig, agent_tokens
 from .metrics import PipelineMetrics
@@ -169,6 +169,8 @@ class RunEndpoint:
         except StepFailedError as failed:
             details = failed.to_json()
             message = details.pop("message")
+            if isinstance(failed.failure, TooManyItemsError):
+                return failure(422, "too_many_items", message, run, details)
             log.warning("step failed", extra={k: v for k, v in details.items()
                                               if k != "agentError"})
             return failure(502, "step_failed", message, run, details)
