@@ -228,7 +228,7 @@ def create_pipeline_app(config: PipelineConfig, state: RuntimeState | None = Non
         connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30)
         session = aiohttp.ClientSession(connector=connector, trust_env=True,
                                         timeout=aiohttp.ClientTimeout(total=None))
-        endpoint.caller = AgentCaller(session, metrics, tokens)
+        endpoint.caller = AgentCaller(session, metrics, tokens, config.max_answer_bytes)
         await readiness.check(session)
         poller = asyncio.create_task(readiness.run(session))
         state.ready = True

@@ -23,6 +23,7 @@ from ..settings import SettingsError
 DEFAULT_CONFIG_PATH = "/etc/atomic-agent/agent.json"
 KIND = "PipelineConfig"
 DEFAULT_MAX_ITEMS = 1000
+DEFAULT_MAX_ANSWER_BYTES = 4 << 20
 
 
 class RefConfig(_Camel):
@@ -116,6 +117,8 @@ class PipelineConfig(_Camel):
     """The pipeline's deadline: one run, queueing included."""
     concurrency: ConcurrencyConfig = Field(default_factory=ConcurrencyConfig)
     max_body_bytes: int = Field(default=1_048_576, gt=0)
+    max_answer_bytes: int = Field(default=DEFAULT_MAX_ANSWER_BYTES, gt=0)
+    """The longest answer read from an agent (one call); a longer one fails the step."""
     problems: list[str] = Field(default_factory=list)
     """Why the operator found the pipeline incompatible. Non-empty: /readyz and /run answer
     503 with them, and the graph is not executed (it may not even be one: a cycle)."""
