@@ -38,8 +38,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .admission import Admission, OverloadedError
 from .agent import Agent, ConfiguredAgent
+from .compat.uvicorn import ON_DISCONNECT, REFUSED
 from .config import AgentConfig
 from .context import build_providers, missing_files
+from .jsonbody import JsonBodyError, parse_json
 from .llm import LLM, LLMCallError, deadline_at
 from .logs import request_id
 from .metrics import Metrics
@@ -174,12 +176,14 @@ class RunHandler:
             failure: BaseException | None = exc
         else:
             failure = None
+        request.scope[LOGGED] = True
+        if request.scope.get(REFUSED):  # the connection layer answered (and counted) it
+            return response
         elapsed = time.perf_counter() - started
         status = response.status_code
         self.metrics.count_request(status)
         if status not in NOT_OBSERVED:
             self.metrics.request_duration_h.observe(elapsed)
-        request.scope[LOGGED] = True
         extra: dict[str, Any] = {"status": status, "duration_ms": round(elapsed * 1000, 2)}
         if status >= 400:
             extra["type"] = json.loads(bytes(response.body))["error"]["type"]
@@ -225,6 +229,15 @@ class RunHandler:
         started = loop.time()
         reading = True
         body_timeout = 1.0 if self.state.closing else self.body_timeout
+        task = asyncio.current_task()
+        assert task is not None
+        gone = False
+
+        def client_gone() -> None:
+            nonlocal gone
+            gone = True
+            task.cancel("the client went away")
+
         try:
             # one timer: the body timeout while the body arrives, then the request deadline,
             # which counts from the same start, so a slow upload eats into the deadline
@@ -232,7 +245,12 @@ class RunHandler:
                 raw = await self._read_body(request)
                 reading = False
                 clock.reschedule(started + self.deadline)
-                return await self._process(raw, started + self.deadline)
+                # a client that leaves now cancels the work, provider calls included
+                request.scope[ON_DISCONNECT] = client_gone
+                try:
+                    return await self._process(raw, started + self.deadline)
+                finally:
+                    request.scope.pop(ON_DISCONNECT, None)
         except BodyTooLargeError:
             return error(
                 413,
@@ -242,8 +260,10 @@ class RunHandler:
         except ClientDisconnect:
             return error(CLIENT_GONE, "client_disconnected", "the client went away")
         except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if not (reading and self.state.closing and task is not None and task.uncancel() == 0):
+            if gone and task.uncancel() == 0:
+                return error(CLIENT_GONE, "client_disconnected",
+                             "the client went away; its model call was cancelled")
+            if not (reading and self.state.closing and task.uncancel() == 0):
                 raise
             return error(
                 503,
@@ -268,11 +288,9 @@ class RunHandler:
     async def _process(self, raw: bytes, deadline: float) -> Response:
         """`deadline`: when the request's time is up, on the event loop's clock."""
         try:
-            payload = json.loads(raw)
-        except ValueError as exc:
-            return error(400, "invalid_json", f"the body is not JSON: {exc}")
-        except RecursionError:
-            return error(400, "invalid_json", "the body is nested too deeply to parse")
+            payload = parse_json(raw)
+        except JsonBodyError as exc:
+            return error(400, "invalid_json", str(exc))
         try:
             problems = schema_errors(self.input_validator, payload)
             if problems:
@@ -345,6 +363,17 @@ class EdgeMetrics(Protocol):
     def client_timeout(self, phase: str) -> None: ...
 
 
+CLOSE = (b"connection", b"close")
+
+
+def expects_body(scope: Scope) -> bool:
+    """Whether the request has a body (chunked, or a Content-Length other than 0)."""
+    for name, value in scope["headers"]:
+        if name == b"transfer-encoding" or (name == b"content-length" and value != b"0"):
+            return True
+    return False
+
+
 class Edge:
     """The outermost layer: request ids, and one envelope, count and log line per error.
 
@@ -373,16 +402,27 @@ class Edge:
         header = (b"x-request-id", rid.encode())
         replica = (b"x-atomic-replica", replica_of(scope))
         status = 0
+        body_unread = expects_body(scope)
+
+        async def receive_body() -> Message:
+            nonlocal body_unread
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_unread = False
+            return message
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), header, replica]
+                extra = [header, replica]
+                if body_unread:  # answered before the body arrived (413, 415, 401...):
+                    extra.append(CLOSE)  # the rest of it cannot be skipped on this connection
+                message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive_body if body_unread else receive, send_with_id)
         except Exception as exc:
             if status == 0:
                 with suppress(Exception):  # the client is gone; the log line below stays

@@ -243,7 +243,9 @@ def build_instructor(
             f"mode {model.mode or DEFAULT_MODES[model.provider]!r} does not work with "
             f"provider {model.provider}: {exc}"
         ) from exc
-    transport = Transport(conn.call, conn.errors, metrics, model.max_retries)
+    transport = Transport(
+        conn.call, conn.errors, metrics, model.max_retries, model.timeout_seconds
+    )
     return instructor.AsyncInstructor(
         client=conn.client,
         create=instructor.patch(

@@ -301,12 +301,19 @@ class Transport:
     """
 
     def __init__(
-        self, call: RawCreate, errors: SdkErrors, metrics: Metrics, max_retries: int
+        self,
+        call: RawCreate,
+        errors: SdkErrors,
+        metrics: Metrics,
+        max_retries: int,
+        attempt_timeout: float | None = None,
     ) -> None:
         self.call = call
         self.errors = errors
         self.metrics = metrics
         self.max_retries = max_retries
+        self.attempt_timeout = attempt_timeout
+        """model.timeoutSeconds: how long an attempt may take before the SDK gives up."""
         self.max_output_bytes = max_output_bytes()
 
     async def create(self, *args: Any, **kwargs: Any) -> Any:
@@ -336,6 +343,8 @@ class Transport:
                 if deadline is not None and asyncio.get_running_loop().time() + delay >= deadline:
                     # waiting would outlive the request: answer now, with the provider's wait
                     raise failure.error(scope.attempts, retry_after=delay) from exc
+                if self._cannot_finish(failure, delay, deadline):
+                    raise failure.error(scope.attempts) from exc
                 retries += 1
                 await asyncio.sleep(delay)
                 continue
@@ -350,6 +359,16 @@ class Transport:
                     attempts=scope.attempts,
                 )
             return response
+
+    def _cannot_finish(self, failure: Failure, delay: float, deadline: float | None) -> bool:
+        """Whether a retry after a timeout would start with less time left than an attempt
+        takes: the provider just took the whole attempt timeout, so the retry would most
+        likely be cut by the request's deadline (a 504 deadline_exceeded after one more
+        wasted provider call) instead of answering. The timeout is reported instead."""
+        if failure.reason != "timeout" or deadline is None or self.attempt_timeout is None:
+            return False
+        left = deadline - asyncio.get_running_loop().time() - delay
+        return left < self.attempt_timeout
 
     def _retry_delay(self, failure: Failure, retries: int) -> float | None:
         if not failure.retryable or retries >= self.max_retries:

@@ -12,6 +12,7 @@ import pytest
 from tests.fakes.openai_server import ClosingServer
 
 from .conftest import VALID_INPUT, Fake, Runtime, make_config, metric_value
+from .rawhttp import connect, request
 
 
 def run(runtime: Runtime) -> httpx.Response:
@@ -231,3 +232,51 @@ def test_a_bad_output_cap_is_one_clear_line_and_exit_2(fake: Fake, tmp_path: Any
         rt.start()
     assert "ATOMIC_AGENT_MAX_OUTPUT_BYTES must be a positive integer, got 'lots'" in rt.logs()
     assert "Traceback" not in rt.logs()
+
+
+def test_a_retry_that_cannot_finish_before_the_deadline_is_not_started(
+    fake: Fake, spawn: Any
+) -> None:
+    """Issue 22, item 13: a provider slower than model.timeoutSeconds (1 s, 2 retries,
+    deadline 4 s). The third attempt would start with under 1 s left: it is not started,
+    and the answer is the provider's timeout, not the request's deadline."""
+    config = make_config(
+        fake.base_url,
+        model={"timeoutSeconds": 1, "maxRetries": 2},
+        requestTimeoutSeconds=4,
+    )
+    rt = spawn(config)
+    fake.control(behavior="hang")
+    started = time.monotonic()
+    response = run(rt)
+    took = time.monotonic() - started
+    assert response.status_code == 504, response.text
+    assert response.json()["error"]["type"] == "upstream_timeout"
+    assert len(fake.requests()) == 2  # two attempts of 1 s; the third never sent
+    assert took < 3.5, took
+
+
+def test_a_client_that_goes_away_cancels_the_provider_call(fake: Fake, spawn: Any) -> None:
+    """Issue 22, item 7: a caller that gives up (a pipeline step's timeout) used to leave
+    the agent finishing the call for nobody, retries included: three provider calls here.
+    Now the lost connection cancels the work: one call, counted as a 499."""
+    config = make_config(
+        fake.base_url, model={"timeoutSeconds": 1, "maxRetries": 2}, requestTimeoutSeconds=10
+    )
+    rt = spawn(config)
+    fake.control(behavior="hang")
+    body = json.dumps(VALID_INPUT).encode()
+    with connect(rt.port) as sock:
+        sock.sendall(request("POST", "/run", body, Content_Type="application/json",
+                             X_Request_ID="gave-up-waiting"))
+        deadline = time.monotonic() + 5
+        while not fake.requests() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(fake.requests()) == 1
+    time.sleep(3.5)  # past the 1 s attempt timeout and both retries' backoffs
+    assert len(fake.requests()) == 1
+    assert metric_value(rt.metrics(), "agent_requests_total", agent="planner",
+                        status="499") == 1
+    lines = [r for r in rt.log_records() if r.get("request_id") == "gave-up-waiting"]
+    assert [(r["msg"], r["status"], r.get("type")) for r in lines] == [
+        ("run", 499, "client_disconnected")]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -336,3 +338,93 @@ def test_an_incompatible_pipeline_is_never_ready_and_says_why(
     answer = run(rt)
     assert answer.status_code == 503 and answer.json()["error"]["type"] == "incompatible"
     assert fakes["content-analyzer"].requests() == []
+
+
+PROBE = """
+import json, sys, time, httpx
+url, seconds = sys.argv[1], float(sys.argv[2])
+times, failures = [], []
+with httpx.Client(timeout=5) as client:
+    client.get(url)  # the connection, before anything is timed
+    print("ready", flush=True)
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        t0 = time.perf_counter()
+        try:
+            if client.get(url).status_code != 200:
+                failures.append("not 200")
+        except httpx.HTTPError as exc:
+            failures.append(repr(exc))
+        times.append(time.perf_counter() - t0)
+        time.sleep(0.02)
+print(json.dumps({"times": times, "failures": failures}), flush=True)
+"""
+
+
+class HealthProbe:
+    """Polls the runner's /healthz for `seconds` from another process (this one's GIL is
+    busy sending the test's request): the slowest answer, and any failure."""
+
+    def __init__(self, rt: Runtime, seconds: float) -> None:
+        self.args = [sys.executable, "-c", PROBE, f"{rt.url}/healthz", str(seconds)]
+        self.times: list[float] = []
+        self.failures: list[str] = []
+
+    def __enter__(self) -> HealthProbe:
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        assert self.proc.stdout.readline().strip() == "ready"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        out, _ = self.proc.communicate(timeout=30)
+        result = json.loads(out)
+        self.times, self.failures = result["times"], result["failures"]
+
+
+def test_a_for_each_over_maxitems_is_refused_at_once(
+        fakes: dict[str, Fake], agents: dict[str, Runtime], runner: Any) -> None:
+    """Issue 22, item 1: 100,000 items with timeoutSeconds 10 used to take 49.5 s to
+    answer (a task per item), with /healthz silent for 39 s. The list is over the step's
+    maxItems (default 1000): 422 too_many_items before any item is called."""
+    doc = pipeline_doc("analysis-to-tasks", {"spec": {"timeoutSeconds": 10}})
+    config = runner_config_for(doc, agents)
+    config["inputSchema"] = {"type": "object"}
+    config["maxBodyBytes"] = 8 << 20
+    tasks = next(s for s in config["steps"] if s["name"] == "make-tasks")
+    tasks["forEach"] = {"source": "input", "path": ["items"]}  # a hand-written runner config
+    rt = runner(config)
+    body = {**CONTENT, "items": [f"item {i}" for i in range(100_000)]}
+    with HealthProbe(rt, 2.5) as probe:
+        t0 = time.monotonic()
+        answer = run(rt, body)
+        took = time.monotonic() - t0
+    assert answer.status_code == 422, answer.text[:500]
+    error = answer.json()["error"]
+    assert error["type"] == "too_many_items" and error["step"] == "make-tasks"
+    assert "has 100000 items, over the step's maxItems (1000)" in error["message"]
+    assert took < 2.0, took
+    assert fakes["task-processor"].requests() == []
+    assert not probe.failures and max(probe.times) < 0.1, (probe.failures, max(probe.times))
+
+
+def test_a_for_each_at_its_bound_keeps_the_deadline_and_health(
+        fakes: dict[str, Fake], agents: dict[str, Runtime], runner: Any) -> None:
+    """1000 items (the default maxItems) on 100 workers against a slow agent: the run's
+    deadline (2 s) is kept within 1 s, and /healthz answers within 100 ms throughout."""
+    fakes["content-analyzer"].control(output={**ANALYSIS, "recommendations": [
+        f"task {i}" for i in range(1000)]})
+    fakes["task-processor"].control(latency=5)
+    doc = with_step(pipeline_doc("analysis-to-tasks", {"spec": {"timeoutSeconds": 2}}),
+                    "make-tasks", maxConcurrency=100)
+    rt = runner(runner_config_for(doc, agents))
+    with HealthProbe(rt, 3.5) as probe:  # the run, and the cancelled calls winding down
+        t0 = time.monotonic()
+        answer = run(rt)
+        took = time.monotonic() - t0
+    assert answer.status_code == 504, answer.text[:500]
+    assert took < 3.0, took
+    make = step(answer.json()["trace"], "make-tasks")
+    assert make["items"] == 1000 and make["status"] == "cancelled"
+    assert len(make["calls"]) <= 100  # only the workers' calls ever started
+    assert not probe.failures and max(probe.times) < 0.1, (probe.failures, max(probe.times))

@@ -33,11 +33,14 @@ RECOMMENDATIONS = ["Fix the roof", "Paint the fence"]
 ANALYSIS = {"summary": "A house in need of care.", "insights": ["old roof"],
             "recommendations": RECOMMENDATIONS, "metadata": {"source": "survey"}}
 CONTENT = {"content": "The roof leaks and the fence is grey."}
+_ANALYZER = agent_config("content-analyzer", "http://127.0.0.1:9/v1")
+SCHEMA = json.dumps({"name": "content-analyzer", "input": _ANALYZER["inputSchema"],
+                     "output": _ANALYZER["outputSchema"]}).encode()
 
 
 class OpenAgent:
-    """An open agent's HTTP surface (content-analyzer's answer), recording each /run's
-    headers."""
+    """An open agent's HTTP surface (content-analyzer's answer and its /schema, which the
+    runner reads to check the answer), recording each /run's headers."""
 
     def __init__(self) -> None:
         self.headers: list[dict[str, str]] = []
@@ -45,7 +48,10 @@ class OpenAgent:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                self._answer(b"ready")
+                if self.path == "/schema":
+                    self._answer(SCHEMA, "application/json")
+                else:
+                    self._answer(b"ready")
 
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length", "0")))

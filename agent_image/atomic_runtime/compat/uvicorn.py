@@ -2,7 +2,10 @@
 
 uvicorn has no header-read timeout (a connection that sends nothing, or half a request head,
 stays open for ever), no header size limit (httptools buffers a 64 MB header whole), and no
-public way to act on SIGTERM before it stops accepting connections. Both patches below
+public way to act on SIGTERM before it stops accepting connections. It also closes a
+connection answered before its body arrived (a 413) outright, which resets it under a
+client still sending, so the client gets a connection error instead of the answer: here
+such a close half-closes and drains first (a "lingering close"). Both patches below
 subclass a uvicorn class and override methods uvicorn does not document; everything else
 (parsing, the ASGI cycle, keep-alive, graceful shutdown) stays uvicorn's.
 
@@ -35,6 +38,24 @@ class HeadLimits:
     """Request line plus headers."""
 
 
+LINGER_SECONDS = 2.0
+"""How long at most a connection answered before its body arrived keeps reading (and
+discarding) after its answer and a half-close, so closing it does not reset it under the
+client (a reset can destroy the answer before the client reads it)."""
+LINGER_IDLE_SECONDS = 0.25
+"""...and it closes sooner once the client has sent nothing for this long (a stalled upload
+must not hold a shutdown)."""
+REFUSED = "atomic_runtime.refused"
+"""Scope key set when the connection layer refused a request the app had started on (a
+malformed chunk): the app's own answer (a 499, as the client seems gone) is neither counted
+nor logged, as the refusal already was."""
+
+ON_DISCONNECT = "atomic_runtime.on_disconnect"
+"""Scope key of a callable the app may set while it works on a request: called when the
+client's connection is lost before the answer was sent, so the work (and the provider calls
+it makes) is cancelled instead of finished for nobody. A hook rather than a task per request
+watching ``receive()`` for ``http.disconnect``."""
+
 Refuse = Callable[[int, str, str], bytes]
 """(status, error type, message) → the whole HTTP response to write before closing."""
 TimedOut = Callable[[str], None]
@@ -45,6 +66,25 @@ _PROTOCOL_HOOKS = (
     "on_message_begin", "on_headers_complete", "on_body",
     "on_message_complete", "on_response_complete",
 )  # fmt: skip
+
+
+class _LingeringTransport:
+    """The connection's transport, whose ``close`` goes through the protocol's lingering
+    close; everything else is the transport's own."""
+
+    def __init__(self, transport: Any, close: Callable[[], None]) -> None:
+        self._transport = transport
+        self._close = close
+        self.lingering = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+    def close(self) -> None:
+        self._close()
+
+    def is_closing(self) -> bool:
+        return self.lingering or bool(self._transport.is_closing())
 
 
 def _guarded_protocol(limits: HeadLimits, refuse: Refuse, timed_out: TimedOut) -> type[Any]:
@@ -70,12 +110,50 @@ def _guarded_protocol(limits: HeadLimits, refuse: Refuse, timed_out: TimedOut) -
             self._refused = False
 
         def connection_made(self, transport: Any) -> None:
-            super().connection_made(transport)
+            self._raw = transport
+            self._wrapped = _LingeringTransport(transport, self._close_transport)
+            self._linger: asyncio.TimerHandle | None = None
+            self._linger_until = 0.0
+            super().connection_made(self._wrapped)  # type: ignore[arg-type]
             self._arm()  # a new connection owes its first request head within the timeout
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
+            if self._linger is not None:
+                self._linger.cancel()
+                self._linger = None
+            cycle = self.cycle
+            hook = None
+            if cycle is not None and not cycle.response_complete:
+                hook = cycle.scope.get(ON_DISCONNECT)
             super().connection_lost(exc)
+            if callable(hook):
+                hook()
+
+        def _close_transport(self) -> None:
+            """Close; but while the request body is still arriving, send the answer and a
+            FIN, then read and drop the rest for up to LINGER_SECONDS: closing a socket
+            with unread data sends a reset, which can destroy the answer before the client
+            reads it (a 413 on a large upload)."""
+            raw = self._raw
+            if self._wrapped.lingering:
+                return
+            if not self._body_pending or raw.is_closing() or not raw.can_write_eof():
+                raw.close()
+                return
+            self._wrapped.lingering = True
+            self._disarm()
+            raw.write_eof()
+            raw.resume_reading()
+            self._linger_until = self.loop.time() + LINGER_SECONDS
+            self._linger_more()
+
+        def _linger_more(self) -> None:
+            """(Re)arm the lingering close: idle time, within the overall bound."""
+            if self._linger is not None:
+                self._linger.cancel()
+            when = min(self.loop.time() + LINGER_IDLE_SECONDS, self._linger_until)
+            self._linger = self.loop.call_at(when, self._raw.close)
 
         def _arm(self) -> None:
             if self._timer is None:
@@ -112,6 +190,9 @@ def _guarded_protocol(limits: HeadLimits, refuse: Refuse, timed_out: TimedOut) -
                 self.transport.close()
 
         def data_received(self, data: bytes) -> None:
+            if self._wrapped.lingering:
+                self._linger_more()  # the client is still sending: drop it, keep reading
+                return
             if self._refused:
                 return
             started_in_head = not self._body_pending
@@ -132,6 +213,9 @@ def _guarded_protocol(limits: HeadLimits, refuse: Refuse, timed_out: TimedOut) -
                     "(ATOMIC_AGENT_MAX_HEADER_BYTES)")  # fmt: skip
 
         def send_400_response(self, msg: str) -> None:
+            if self.cycle is not None and not self.cycle.response_complete:
+                scope: dict[str, Any] = self.cycle.scope  # type: ignore[assignment]
+                scope[REFUSED] = True  # this 400 is the request's one answer
             self._refuse(400, "invalid_http", msg)
 
         def on_message_begin(self) -> None:

@@ -29,18 +29,24 @@ from starlette.routing import Route
 
 from ..admission import Admission, OverloadedError
 from ..app import (
+    CLIENT_GONE,
     LOGGED,
+    NOT_OBSERVED,
     BodyTooLargeError,
     Edge,
     RuntimeState,
     error,
     http_exception,
+    json_media_type,
     read_body,
     server_error,
 )
+from ..compat.uvicorn import REFUSED
+from ..jsonbody import JsonBodyError, parse_json
 from ..logs import request_id
 from ..schema_models import schema_errors
-from .bindings import ABSENT
+from ..settings import ServerSettings
+from .bindings import ABSENT, TooManyItemsError
 from .calls import AgentCaller
 from .config import PipelineConfig, agent_tokens
 from .metrics import PipelineMetrics
@@ -60,39 +66,82 @@ def failure(status: int, kind: str, message: str, run: PipelineRun,
 
 
 class RunEndpoint:
-    def __init__(self, config: PipelineConfig, metrics: PipelineMetrics) -> None:
+    def __init__(self, config: PipelineConfig, metrics: PipelineMetrics,
+                 state: RuntimeState, body_timeout: float) -> None:
         self.config = config
         self.metrics = metrics
+        self.state = state
         self.admission = Admission(config.concurrency.max_in_flight,
                                    config.concurrency.queue_size, metrics)
         self.input_validator = Draft202012Validator(config.input_schema)
         self.deadline = config.request_timeout_seconds
+        self.body_timeout = min(body_timeout, self.deadline)
         self.caller: AgentCaller | None = None
         """Set by the app's lifespan, which owns the HTTP session."""
+        self._uploads: set[asyncio.Task[Any]] = set()
+
+    def cut_uploads(self) -> None:
+        """Shutdown: stop waiting for bodies still arriving (they are answered 503), so a
+        stalled upload never holds the exit for the whole graceful timeout."""
+        for task in list(self._uploads):
+            task.cancel("draining")
 
     async def __call__(self, request: Request) -> Response:
         started = time.perf_counter()
         request.scope[LOGGED] = True  # counted and logged here, not again by the edge
         response = await self._handle(request)
+        if request.scope.get(REFUSED):  # the connection layer answered (and counted) it
+            return response
         elapsed = time.perf_counter() - started
-        self.metrics.count_run(response.status_code)
-        self.metrics.run_duration_h.observe(elapsed)
-        log.info("run", extra={"pipeline": self.config.name, "status": response.status_code,
-                               "duration_ms": round(elapsed * 1000, 2)})
+        status = response.status_code
+        self.metrics.count_run(status)
+        if status not in NOT_OBSERVED:
+            self.metrics.run_duration_h.observe(elapsed)
+        extra: dict[str, Any] = {"pipeline": self.config.name, "status": status,
+                                 "duration_ms": round(elapsed * 1000, 2)}
+        if status >= 400:  # as an agent logs it: the error type beside the status
+            extra["type"] = json.loads(bytes(response.body))["error"]["type"]
+        log.info("run", extra=extra)
         return response
 
-    async def _handle(self, request: Request) -> Response:
+    async def _read(self, request: Request) -> bytes | Response:
+        """The body, or the answer when it did not arrive whole: the agent's statuses (413,
+        408 past the body timeout, 499 when the client left, 503 when shutting down)."""
         limit = self.config.max_body_bytes
+        task = asyncio.current_task()
+        assert task is not None
+        self._uploads.add(task)
+        body_timeout = 1.0 if self.state.closing else self.body_timeout
         try:
-            raw = await read_body(request, limit)
+            async with asyncio.timeout(body_timeout):
+                return await read_body(request, limit)
         except BodyTooLargeError:
             return error(413, "body_too_large", f"the body exceeds {limit} bytes (maxBodyBytes)")
         except ClientDisconnect:
-            return error(400, "client_disconnected", "the client went away")
+            return error(CLIENT_GONE, "client_disconnected", "the client went away")
+        except TimeoutError:
+            self.metrics.client_timeout("body")
+            return error(408, "client_timeout",
+                         f"the body did not arrive within {body_timeout:g}s")
+        except asyncio.CancelledError:
+            if not (self.state.closing and task.uncancel() == 0):
+                raise
+            return error(503, "draining", "this runner is shutting down and the body had not "
+                         "arrived; retry", retry_after=1)
+        finally:
+            self._uploads.discard(task)
+
+    async def _handle(self, request: Request) -> Response:
+        if not json_media_type(request.headers.get("content-type")):
+            return error(415, "unsupported_media_type",
+                         "the body must be JSON: send 'Content-Type: application/json'")
+        raw = await self._read(request)
+        if isinstance(raw, Response):
+            return raw
         try:
-            payload = json.loads(raw)
-        except ValueError as exc:
-            return error(400, "invalid_json", f"the body is not JSON: {exc}")
+            payload = parse_json(raw)
+        except JsonBodyError as exc:
+            return error(400, "invalid_json", str(exc))
         problems = schema_errors(self.input_validator, payload)
         if problems:
             return error(422, "invalid_input",
@@ -120,6 +169,8 @@ class RunEndpoint:
         except StepFailedError as failed:
             details = failed.to_json()
             message = details.pop("message")
+            if isinstance(failed.failure, TooManyItemsError):
+                return failure(422, "too_many_items", message, run, details)
             log.warning("step failed", extra={k: v for k, v in details.items()
                                               if k != "agentError"})
             return failure(502, "step_failed", message, run, details)
@@ -129,13 +180,15 @@ class RunEndpoint:
 
 def create_pipeline_app(config: PipelineConfig, state: RuntimeState | None = None,
                         metrics: PipelineMetrics | None = None,
-                        tokens: Mapping[str, str] | None = None) -> Starlette:
+                        tokens: Mapping[str, str] | None = None,
+                        settings: ServerSettings | None = None) -> Starlette:
     """`tokens`: env var name → the agents' bearer tokens; None reads them from the
     environment (SettingsError when one the config names is missing)."""
     tokens = agent_tokens(config, os.environ) if tokens is None else tokens
     state = state or RuntimeState()
+    settings = settings or ServerSettings()
     metrics = metrics or PipelineMetrics(config.name, [s.name for s in config.steps])
-    endpoint = RunEndpoint(config, metrics)
+    endpoint = RunEndpoint(config, metrics, state, settings.body_timeout_seconds)
     agents = {s.agent: s.url for s in config.steps}
     readiness = AgentReadiness(agents, config.agent_check_seconds)
     schema_doc = {"name": config.name, "input": config.input_schema,
@@ -175,7 +228,7 @@ def create_pipeline_app(config: PipelineConfig, state: RuntimeState | None = Non
         connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30)
         session = aiohttp.ClientSession(connector=connector, trust_env=True,
                                         timeout=aiohttp.ClientTimeout(total=None))
-        endpoint.caller = AgentCaller(session, metrics, tokens)
+        endpoint.caller = AgentCaller(session, metrics, tokens, config.max_answer_bytes)
         await readiness.check(session)
         poller = asyncio.create_task(readiness.run(session))
         state.ready = True

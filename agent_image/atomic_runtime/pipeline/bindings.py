@@ -29,6 +29,16 @@ class BindingError(Exception):
     """A value the type check promised is not what arrived (e.g. forEach over a non-list)."""
 
 
+class TooManyItemsError(BindingError):
+    """A forEach list longer than the step's maxItems: refused before any item runs."""
+
+    def __init__(self, step: StepConfig, count: int) -> None:
+        assert step.for_each is not None
+        super().__init__(f"forEach {step.for_each.text} has {count} items, over the step's "
+                         f"maxItems ({step.max_items})")
+        self.count = count
+
+
 @dataclass
 class Scope:
     """What references can read during one run."""
@@ -89,4 +99,6 @@ def items_of(step: StepConfig, scope: Scope) -> list[Any]:
     if not isinstance(value, list):
         raise BindingError(f"forEach {step.for_each.text} is a {type(value).__name__}, not a "
                            "list")
+    if len(value) > step.max_items:
+        raise TooManyItemsError(step, len(value))
     return value

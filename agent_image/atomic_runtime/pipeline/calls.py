@@ -5,7 +5,9 @@ rate-limiting it; after its Retry-After), and no connection at all (a pod going 
 endpoint not yet removed). Never retried: a 422 (the same input fails again) and every other
 answer, which the agent has already retried on its own side where that made sense. A wait
 the deadline cannot afford fails the call at once instead of sleeping into the timeout.
-A step whose agent requires a bearer token (`tokenEnv`) sends `Authorization: Bearer`;
+An answer is read up to maxAnswerBytes and a 200 must fit the agent's declared output
+schema (answers.py): otherwise the call fails, never retried, naming the agent, the path
+and the rule. A step whose agent requires a bearer token (`tokenEnv`) sends `Authorization: Bearer`;
 the others send no Authorization header.
 """
 
@@ -21,7 +23,14 @@ from typing import Any
 
 import aiohttp
 
-from .config import StepConfig
+from .answers import (
+    AnswerTooLargeError,
+    OutputSchemas,
+    SchemaUnavailableError,
+    read_capped,
+    violations,
+)
+from .config import DEFAULT_MAX_ANSWER_BYTES, StepConfig
 from .metrics import PipelineMetrics
 
 RETRYABLE = frozenset({429, 503})
@@ -93,9 +102,12 @@ def backoff(attempt: int) -> float:
 
 class AgentCaller:
     def __init__(self, session: aiohttp.ClientSession, metrics: PipelineMetrics,
-                 tokens: Mapping[str, str] | None = None) -> None:
+                 tokens: Mapping[str, str] | None = None,
+                 max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES) -> None:
         self.session = session
         self.metrics = metrics
+        self.max_answer_bytes = max_answer_bytes
+        self.schemas = OutputSchemas(session)
         self.tokens = dict(tokens or {})
         """Env var name → bearer token (config.agent_tokens): sent to the steps naming it."""
 
@@ -150,10 +162,18 @@ class AgentCaller:
         record.attempts.append(attempt)
         try:
             async with self.session.post(url, data=body, headers=headers) as response:
-                raw = await response.read()
                 attempt.status = response.status
                 attempt.replica = response.headers.get(REPLICA_HEADER)
                 response_headers = response.headers
+                raw = await read_capped(response, self.max_answer_bytes)
+        except AnswerTooLargeError:
+            attempt.duration_ms = (time.perf_counter() - t0) * 1000
+            message = (f"agent {step.agent} answered {attempt.status} with a body over "
+                       f"{self.max_answer_bytes} bytes (maxAnswerBytes)")
+            attempt.error = {"type": "answer_too_large", "message": message}
+            self._count(step, str(attempt.status))
+            raise CallFailedError("answer_too_large", message, n, total, attempt.status
+                                  ) from None
         except aiohttp.ClientConnectionError as exc:
             attempt.duration_ms = (time.perf_counter() - t0) * 1000
             message = f"no connection to agent {step.agent} at {step.url}: {exc}"
@@ -177,6 +197,7 @@ class AgentCaller:
                 attempt.error = {"type": "invalid_answer", "message": "the body is not JSON"}
                 raise CallFailedError("invalid_answer", f"agent {step.agent} answered 200 with a "
                                  "body that is not JSON", n, total, 200)
+            await self._check(step, data, n, total, attempt)
             record.output = data
             return None
         agent_error = data.get("error") if isinstance(data, dict) else None
@@ -191,6 +212,27 @@ class AgentCaller:
         raise CallFailedError(reason, f"agent {step.agent} answered {attempt.status} {kind}: "
                                  f"{agent_error.get('message', '')}".rstrip(": "),
                          n, total, attempt.status, agent_error)
+
+    async def _check(self, step: StepConfig, data: Any, n: int, total: int,
+                     attempt: Attempt) -> None:
+        """A 200's output against the agent's declared output schema: CallFailedError
+        naming the agent, the path and the rule when it does not fit."""
+        try:
+            validator = await self.schemas.validator(step.agent, step.url)
+        except SchemaUnavailableError as exc:
+            message = (f"agent {step.agent} answered 200, but its output schema could not be "
+                       f"read to check the answer: {exc}")
+            attempt.error = {"type": "schema_unavailable", "message": message}
+            raise CallFailedError("schema_unavailable", message, n, total, 200) from None
+        found = violations(validator, data)
+        if not found:
+            return
+        first = found[0]
+        message = (f"agent {step.agent} answered 200 with an output that breaks its output "
+                   f"schema: at {first['path']}, rule {first['rule']}: {first['message']}"
+                   + (f" (and {len(found) - 1} more)" if len(found) > 1 else ""))
+        attempt.error = {"type": "invalid_answer", "message": message, "details": found[:20]}
+        raise CallFailedError("invalid_answer", message, n, total, 200, attempt.error)
 
     def _count(self, step: StepConfig, status: str) -> None:
         self.metrics.step_calls.labels(self.metrics.pipeline, step.name, status).inc()

@@ -22,6 +22,8 @@ from ..settings import SettingsError
 
 DEFAULT_CONFIG_PATH = "/etc/atomic-agent/agent.json"
 KIND = "PipelineConfig"
+DEFAULT_MAX_ITEMS = 1000
+DEFAULT_MAX_ANSWER_BYTES = 4 << 20
 
 
 class RefConfig(_Camel):
@@ -77,6 +79,9 @@ class StepConfig(_Camel):
     retries: int = Field(default=2, ge=0, le=10)
     optional: bool = False
     max_concurrency: int = Field(default=10, ge=1)
+    max_items: int = Field(default=DEFAULT_MAX_ITEMS, ge=1)
+    """forEach only: the longest list the step runs over; a longer one fails the run (422)
+    before any item is called, instead of a fan-out that outlives the deadline."""
     token_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$")
     """The env var holding the agent's bearer token (the operator fills it from the agent's
     Secret); unset: the agent requires none and no Authorization header is sent."""
@@ -112,6 +117,8 @@ class PipelineConfig(_Camel):
     """The pipeline's deadline: one run, queueing included."""
     concurrency: ConcurrencyConfig = Field(default_factory=ConcurrencyConfig)
     max_body_bytes: int = Field(default=1_048_576, gt=0)
+    max_answer_bytes: int = Field(default=DEFAULT_MAX_ANSWER_BYTES, gt=0)
+    """The longest answer read from an agent (one call); a longer one fails the step."""
     problems: list[str] = Field(default_factory=list)
     """Why the operator found the pipeline incompatible. Non-empty: /readyz and /run answer
     503 with them, and the graph is not executed (it may not even be one: a cycle)."""

@@ -1,8 +1,10 @@
 """One run of a pipeline: the graph executed in the operator's order, with a trace.
 
 Each step starts as soon as every step it waits for has finished, so steps of one wave run
-concurrently and a step never waits for an unrelated, slower sibling; forEach items run
-concurrently up to the step's bound, their outputs kept in the list's order. A required
+concurrently and a step never waits for an unrelated, slower sibling; a forEach runs its
+items on maxConcurrency workers that each take the next item when free (never a task per
+item: a long list costs no memory and no cancellation time up front), their outputs kept in
+the list's order, and a list over maxItems fails the step before any call. A required
 step that fails cancels everything still running (its calls in flight included) and fails
 the run; an optional one leaves its output absent and the run goes on. The caller bounds
 the whole run with the pipeline's deadline, which cancels the same way.
@@ -15,7 +17,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .bindings import ABSENT, BindingError, Scope, items_of, lookup, step_input
+from .bindings import (
+    ABSENT,
+    BindingError,
+    Scope,
+    TooManyItemsError,
+    items_of,
+    lookup,
+    step_input,
+)
 from .calls import AgentCaller, Call, CallFailedError
 from .config import PipelineConfig, StepConfig
 from .metrics import PipelineMetrics
@@ -83,6 +93,8 @@ class StepFailedError(Exception):
                 out["agentStatus"] = self.failure.status
             if self.failure.agent_error is not None:
                 out["agentError"] = self.failure.agent_error
+        elif isinstance(self.failure, TooManyItemsError):
+            out["reason"] = "too_many_items"
         else:
             out["reason"] = "binding"
         return out
@@ -157,17 +169,21 @@ class PipelineRun:
         except BindingError as err:
             raise StepFailedError(step, None, err) from None
         trace.items = len(items)
-        bound = asyncio.Semaphore(step.max_concurrency)
         results: list[Any] = [None] * len(items)
+        pending = iter(enumerate(items))
 
-        async def one(index: int, item: Any) -> None:
-            async with bound:
+        async def worker() -> None:
+            # the workers share one iterator: each takes the next item when it is free
+            for index, item in pending:
                 results[index] = await self._call(step, scope, trace, index, item)
 
         try:
             async with asyncio.TaskGroup() as group:
-                for index, item in enumerate(items):
-                    group.create_task(one(index, item))
+                for _ in range(min(step.max_concurrency, len(items))):
+                    group.create_task(worker())
+                    # one worker's first call per turn of the loop, not all of them in one
+                    # burst that keeps /healthz waiting (1000 at maxConcurrency 1000)
+                    await asyncio.sleep(0)
         except* StepFailedError as failures:
             raise failures.exceptions[0] from None
         return results

@@ -36,7 +36,7 @@ def main() -> int:
         return 2
     configure_logging(settings.log_level, secrets=tokens.values())
     state = RuntimeState()
-    app = create_pipeline_app(config, state, tokens=tokens)
+    app = create_pipeline_app(config, state, tokens=tokens, settings=settings)
     gc.freeze()  # as in the agent server: start-up objects stay out of full collections
-    # Run bodies are small JSON documents read at once: nothing to cut on shutdown.
-    return serve(app, config, settings, state, lambda: None)
+    # bodies still arriving when the listener closes are cut (503), as an agent's are
+    return serve(app, config, settings, state, app.state.endpoint.cut_uploads)

@@ -65,6 +65,9 @@ class PipelineStep(ApiModel):
         cel("!has(self.maxConcurrency) || has(self.forEach)",
              "maxConcurrency bounds the calls of a forEach step; set forEach or remove it",
              ".maxConcurrency"),
+        cel("!has(self.maxItems) || has(self.forEach)",
+             "maxItems bounds the list of a forEach step; set forEach or remove it",
+             ".maxItems"),
     )
 
     name: Annotated[str, Field(pattern=DNS_LABEL, max_length=63)]
@@ -103,6 +106,10 @@ class PipelineStep(ApiModel):
 
     max_concurrency: Annotated[int | None, Field(ge=1, le=1000)] = None
     """forEach only: items called at once (default 10). The rest wait their turn."""
+
+    max_items: Annotated[int | None, Field(ge=1, le=100_000)] = None
+    """forEach only: the longest list the step runs over (default 1000). A longer list fails
+    the run with 422 too_many_items before any item is called."""
 
 
 class PipelineOutput(ApiModel):

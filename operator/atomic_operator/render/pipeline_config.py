@@ -32,6 +32,8 @@ DEFAULT_AGENT_TIMEOUT_SECONDS = 120
 CALL_MARGIN_SECONDS = 5
 """A step's default deadline is the agent's own plus this, so the agent's 504 arrives first."""
 DEFAULT_FOREACH_CONCURRENCY = 10
+DEFAULT_FOREACH_MAX_ITEMS = 1000
+"""The runner's own default (atomic_runtime.pipeline.config.DEFAULT_MAX_ITEMS)."""
 
 
 def agent_url(agent: str, namespace: str, cluster_domain: str) -> str:
@@ -80,6 +82,7 @@ def _step(step: PipelineStep, namespace: str, agents: Mapping[str, Mapping[str, 
         "retries": step.retries,
         "optional": step.optional,
         "maxConcurrency": step.max_concurrency or DEFAULT_FOREACH_CONCURRENCY,
+        "maxItems": step.max_items or DEFAULT_FOREACH_MAX_ITEMS,
     }
     if agent_token_ref(agents.get(agent)) is not None:
         out["tokenEnv"] = agent_token_env(agent)
