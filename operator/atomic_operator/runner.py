@@ -241,6 +241,10 @@ class AgentReconciler:
         rec = await scaler.step(agent.spec, int(live), targets,
                                 (deployment.get("metadata") or {}).get("generation"))
         AUTOSCALER_DECISIONS.labels(rec.reason).inc()
+        warned = scaler.warning()
+        if warned is not None:  # a lasting spell of unreadable metrics: said once, loudly
+            logger.warning("autoscaler of %s/%s: %s", *key, warned[1])
+            self.writer.emit(body, ("Warning", *warned))
         scaled = scale_event(rec)
         event: Event | None = ("Normal", *scaled) if scaled else None
         outcome = await self._run(body, "autoscaler", lambda: follow_deployment(
