@@ -245,8 +245,9 @@ class AgentReconciler:
                                 (deployment.get("metadata") or {}).get("generation"))
         AUTOSCALER_DECISIONS.labels(rec.reason).inc()
         warned = scaler.warning()
-        if warned is not None:  # a lasting spell of unreadable metrics: said once, loudly
-            logger.warning("autoscaler of %s/%s: %s", *key, warned[1])
+        if warned is not None:  # a lasting spell of unreadable metrics: said once, loudly,
+            # to the agent's owner (the Warning event); the operator's log only records it
+            logger.info("autoscaler of %s/%s: %s", *key, warned[1])
             self.writer.emit(body, ("Warning", *warned))
         scaled = scale_event(rec)
         event: Event | None = ("Normal", *scaled) if scaled else None

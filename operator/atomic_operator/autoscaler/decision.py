@@ -276,7 +276,7 @@ def decide(policy: Policy, state: State, obs: Observation) -> tuple[Recommendati
         if not obs.pods:
             return _hold(current, "WaitingForPods", "no Ready pod to read metrics from yet",
                          None), replace(state, needs=needs)
-        names = ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else "")
+        names = ", ".join(sorted(missing)[:3]) + (" ..." if len(missing) > 3 else "")
         return _hold(current, "MetricsMissing",
                      f"no fresh metrics from any Ready pod ({names}): holding {current} "
                      "replicas", None), replace(state, needs=needs)
