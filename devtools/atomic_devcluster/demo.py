@@ -3,7 +3,10 @@
 Starts the embedded control plane with its process node (or uses the cluster of the current
 kubeconfig), installs the CRDs, runs the operator, applies the examples, waits for the
 agents to turn Ready, calls each one once through its Service and prints the typed output
-and the time, then keeps everything up until Ctrl-C.
+and the time, then shows the custom autoscaler at work (a burst of concurrent calls against
+`task-processor`, the write that asks for the replicas needed, the new pods Ready, the calls
+answered; `burst.py`), and keeps everything up until Ctrl-C. The operator runs with the
+process node's proxy env, as a real one reaches pod IPs, so it can read the pods' /metrics.
 
 The agents need an LLM. Unless told otherwise the demo starts the loopback fake
 (`tests/fakes/openai_server.py`, answers are schema-valid instances of the output schema)
@@ -34,12 +37,15 @@ from typing import Any
 import yaml
 
 from atomic_devcluster.build import ensure_binaries
+from atomic_devcluster.burst import burst, slow_llm
 from atomic_devcluster.cluster import ControlPlane, free_port
 from atomic_devcluster.operator_process import running_operator
 from atomic_operator.cli.call import CallError, call_service
 from atomic_operator.k8s import KubeClient
 
 REPO = Path(__file__).resolve().parents[2]
+BURST_AGENT = "task-processor"
+"""The example agent in custom autoscaling mode the demo's burst runs against."""
 API_KEY_ENV = "ATOMIC_DEMO_API_KEY"
 DEMO_INPUTS: dict[str, dict[str, Any]] = {
     "task-processor": {"description": "Write the release notes for version 0.2",
@@ -68,6 +74,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="model name to use with --base-url")
     parser.add_argument("--exit", action="store_true",
                         help="stop after the calls instead of waiting for Ctrl-C")
+    parser.add_argument("--no-burst", dest="burst", action="store_false",
+                        help=f"skip the burst against {BURST_AGENT} that shows the custom "
+                             "autoscaler (it runs only with the loopback fake LLM)")
 
 
 @contextlib.contextmanager
@@ -183,6 +192,21 @@ async def call_each(cp: ControlPlane, agents: list[dict[str, Any]]) -> bool:
     return ok
 
 
+async def run_burst(cp: ControlPlane) -> bool:
+    """The custom autoscaler at work: a burst against BURST_AGENT, printed with times."""
+    ca = (cp.workdir / "certs" / "apiserver.crt").read_bytes() if cp.workdir else None
+    client = KubeClient.connect(cp.server, token=cp.token, ca_data=ca, limit=64)
+    try:
+        scaled = await burst(client, BURST_AGENT, DEMO_INPUTS[BURST_AGENT], cp.proxy_url)
+    finally:
+        await client.close()
+    print()
+    print("$ kubectl get pods -o wide -l atomicagents.io/agent=" + BURST_AGENT)
+    print(_kubectl(cp.kubeconfig, "get", "pods", "-o", "wide", "-l",
+                   f"atomicagents.io/agent={BURST_AGENT}"), flush=True)
+    return scaled
+
+
 def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -196,7 +220,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"fake LLM at {base_url} (schema-valid answers; --base-url for a real one)")
         log = (workdir if cp else Path.cwd()) / "operator.log"
         log.parent.mkdir(parents=True, exist_ok=True)
-        operator = stack.enter_context(running_operator(kubeconfig, log))
+        # the process node's proxy env, as its pods get: the operator's autoscaler reads
+        # the pods' /metrics by pod IP, which only that proxy reaches from outside them
+        operator = stack.enter_context(running_operator(
+            kubeconfig, log, env=cp.proxy_env() if cp is not None else None))
         print(f"operator running (log: {log}, metrics: {operator.metrics_url})", flush=True)
         docs = example_documents(args.examples, base_url, args.model)
         started = time.monotonic()
@@ -218,6 +245,11 @@ def run(args: argparse.Namespace) -> int:
         if cp is not None:
             targets = [d for d in docs if d.get("kind") in ("AtomicAgent", "AtomicPipeline")]
             answered = asyncio.run(call_each(cp, targets))
+            if args.burst and base_url is not None and args.base_url is None and any(
+                    d.get("kind") == "AtomicAgent" and d["metadata"]["name"] == BURST_AGENT
+                    for d in docs):
+                with slow_llm(base_url):
+                    answered = asyncio.run(run_burst(cp)) and answered
         if args.exit:
             return 0 if answered else 1
         if cp is not None:

@@ -7,7 +7,9 @@ has it as a table):
   `kubectl scale aa/x` and an HPA or KEDA pointed at the *agent* work); the operator copies
   it to the Deployment's scale subresource whenever they differ.
 - mode hpa: the HorizontalPodAutoscaler the operator renders owns it; the operator only
-  lifts a fresh Deployment to its initial count.
+  lifts a fresh Deployment to its initial count. ScalingActive is the HPA's own word on
+  itself (`HpaCondition`): False with the HPA's reason and message when it cannot scale
+  (e.g. `FailedGetResourceMetric` where no metrics API is served), True when it can.
 - mode custom: the operator's autoscaler owns it and writes the Deployment's scale
   subresource under its own field manager, never the agent's `spec.replicas` (so a GitOps
   tool sees no diff).
@@ -41,7 +43,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from atomic_operator.api.agent import AtomicAgentSpec, AutoscalingStatus
-from atomic_operator.conditions import Cond
+from atomic_operator.conditions import Cond, Status
 from atomic_operator.settings import AUTOSCALER_FIELD_MANAGER, FIELD_MANAGER
 
 ReplicaOwner = Literal["agent", "hpa", "autoscaler", "external", "pipeline"]
@@ -87,6 +89,34 @@ class AutoscalerObservation:
 
 
 @dataclass(frozen=True)
+class HpaCondition:
+    """What the operator's own HPA (mode hpa) says of itself in its status conditions."""
+
+    name: str
+    status: str
+    reason: str
+    message: str
+
+
+def hpa_condition(hpa: Mapping[str, Any]) -> HpaCondition | None:
+    """The HPA's first failing condition among AbleToScale and ScalingActive, else its
+    ScalingActive; None before the HPA controller has said anything."""
+    name = str((hpa.get("metadata") or {}).get("name", ""))
+    found = {c.get("type"): c for c in (hpa.get("status") or {}).get("conditions") or []
+             if isinstance(c, Mapping)}
+    for kind in ("AbleToScale", "ScalingActive"):
+        cond = found.get(kind)
+        if cond is not None and cond.get("status") == "False":
+            break
+    else:
+        cond = found.get("ScalingActive")
+    if cond is None:
+        return None
+    return HpaCondition(name, str(cond.get("status", "Unknown")),
+                        str(cond.get("reason") or kind), str(cond.get("message") or ""))
+
+
+@dataclass(frozen=True)
 class ReplicaObservation:
     """What the policy needs to know of the world besides the spec."""
 
@@ -101,6 +131,9 @@ class ReplicaObservation:
 
     autoscaler: AutoscalerObservation | None = None
     """The custom autoscaler's recommendation, if it has one."""
+
+    hpa: HpaCondition | None = None
+    """What the operator's own HPA says of itself (mode hpa), once it has said anything."""
 
 
 @dataclass(frozen=True)
@@ -183,7 +216,7 @@ def plan_replicas(spec: AtomicAgentSpec, seen: ReplicaObservation) -> ReplicaPla
         initial = max(spec.replicas, spec.autoscaling.min_replicas)
         lift = seen.fresh and live is not None and live < initial
         return ReplicaPlan(owner, initial if lift or live is None else live,
-                           initial if lift else None, FIELD_MANAGER, None)
+                           initial if lift else None, FIELD_MANAGER, _hpa_scaling(seen.hpa))
     if owner == "autoscaler" and seen.autoscaler is not None:
         wanted = seen.autoscaler.desired
         return ReplicaPlan(owner, wanted, None if live == wanted else wanted,
@@ -202,6 +235,16 @@ def plan_replicas(spec: AtomicAgentSpec, seen: ReplicaObservation) -> ReplicaPla
     return ReplicaPlan(owner, wanted, None if live == wanted else wanted, FIELD_MANAGER, None)
 
 
+def _hpa_scaling(hpa: HpaCondition | None) -> Cond | None:
+    """ScalingActive in mode hpa: the HPA's own status, reason and message, naming it."""
+    if hpa is None:
+        return None
+    status: Status = ("True" if hpa.status == "True" else
+                      "False" if hpa.status == "False" else "Unknown")
+    return Cond(SCALING_ACTIVE, status, hpa.reason,
+                f"HorizontalPodAutoscaler/{hpa.name}: {hpa.message}")
+
+
 def plan_runner_replicas(replicas: int, seen: ReplicaObservation) -> ReplicaPlan:
     """A pipeline runner's count: `spec.runner.replicas`, unless someone else scales it."""
     live = seen.live
@@ -218,10 +261,11 @@ def plan_runner_replicas(replicas: int, seen: ReplicaObservation) -> ReplicaPlan
 
 def observe_deployment(deployment: Mapping[str, Any],
                        external: Sequence[ExternalAutoscaler] = (),
-                       autoscaler: AutoscalerObservation | None = None) -> ReplicaObservation:
+                       autoscaler: AutoscalerObservation | None = None,
+                       hpa: HpaCondition | None = None) -> ReplicaObservation:
     """The observation a live Deployment gives (an empty mapping: none exists yet)."""
     if not deployment:
-        return ReplicaObservation(None, False, tuple(external), autoscaler)
+        return ReplicaObservation(None, False, tuple(external), autoscaler, hpa)
     live = (deployment.get("spec") or {}).get("replicas")
     fresh = (deployment.get("metadata") or {}).get("generation") == 1
-    return ReplicaObservation(live, fresh, tuple(external), autoscaler)
+    return ReplicaObservation(live, fresh, tuple(external), autoscaler, hpa)

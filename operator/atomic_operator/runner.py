@@ -44,7 +44,7 @@ from atomic_operator.references import (
     pipeline_tokens,
     secret_names,
 )
-from atomic_operator.replicas import ExternalAutoscaler
+from atomic_operator.replicas import ExternalAutoscaler, HpaCondition
 from atomic_operator.settings import OperatorSettings
 
 Key = tuple[str, str]
@@ -114,7 +114,8 @@ class AgentReconciler:
 
     def _env(self, secrets: ObjectIndex, config_maps: ObjectIndex,
              existing_optional: frozenset[str], external: tuple[ExternalAutoscaler, ...],
-             body: Mapping[str, Any], pipelines: tuple[str, ...] | None = None) -> AgentEnv:
+             body: Mapping[str, Any], pipelines: tuple[str, ...] | None = None,
+             hpa: HpaCondition | None = None) -> AgentEnv:
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
         autoscaler = None
         if self.autoscalers is not None:
@@ -123,7 +124,7 @@ class AgentReconciler:
                 self.autoscalers.drop(key)  # a later custom mode starts afresh
             autoscaler = self.autoscalers.observation(key)
         return AgentEnv(self.client, self.settings, self.writer, secrets, config_maps,
-                        existing_optional, external, autoscaler, pipelines=pipelines)
+                        existing_optional, external, autoscaler, hpa, pipelines=pipelines)
 
     async def read_secrets(self, body: Mapping[str, Any]) -> dict[Key, dict[str, str]]:
         """Key digests of the Secrets the agent names, read by name now; absent ones are
@@ -157,6 +158,7 @@ class AgentReconciler:
                         config_maps: ObjectIndex, existing_optional: frozenset[str],
                         external: tuple[ExternalAutoscaler, ...] = (),
                         pipelines: tuple[str, ...] | None = None,
+                        hpa: HpaCondition | None = None,
                         logger: logging.Logger | Any) -> AgentOutcome:
         meta = body["metadata"]
         secrets = await self.read_secrets(body)
@@ -164,20 +166,21 @@ class AgentReconciler:
         # recommendation and last write may change while a reconcile waits for it
         outcome = await self._run(body, trigger, lambda: reconcile_agent(
             self._env(secrets, config_maps, existing_optional, external, body,
-                      pipelines), body), logger)
+                      pipelines, hpa), body), logger)
         self._secrets_used[(meta["namespace"], meta["name"])] = secrets
         return outcome
 
     async def follow(self, body: Mapping[str, Any], deployment: Mapping[str, Any], *,
                      external: tuple[ExternalAutoscaler, ...] = (),
                      pipelines: tuple[str, ...] | None = None,
+                     hpa: HpaCondition | None = None,
                      again: Callable[[], Awaitable[object]] | None = None,
                      logger: logging.Logger | Any) -> AgentOutcome:
         """Follow a Deployment's state into its agent's status, without re-applying. With
         `again`, a rollout's progress is held (`follow_deployment`) and `again`, which
         follows the latest state without holding, runs HOLD_SECONDS later."""
         outcome = await self._run(body, "deployment-changed", lambda: follow_deployment(
-            self._env({}, {}, frozenset(), external, body, pipelines), body,
+            self._env({}, {}, frozenset(), external, body, pipelines, hpa), body,
             self._with_our_write(body, deployment), hold=again is not None), logger)
         if outcome.held and again is not None:
             self._later((body["metadata"]["namespace"], body["metadata"]["name"]), again)
@@ -241,6 +244,11 @@ class AgentReconciler:
         rec = await scaler.step(agent.spec, int(live), targets,
                                 (deployment.get("metadata") or {}).get("generation"))
         AUTOSCALER_DECISIONS.labels(rec.reason).inc()
+        warned = scaler.warning()
+        if warned is not None:  # a lasting spell of unreadable metrics: said once, loudly,
+            # to the agent's owner (the Warning event); the operator's log only records it
+            logger.info("autoscaler of %s/%s: %s", *key, warned[1])
+            self.writer.emit(body, ("Warning", *warned))
         scaled = scale_event(rec)
         event: Event | None = ("Normal", *scaled) if scaled else None
         outcome = await self._run(body, "autoscaler", lambda: follow_deployment(

@@ -34,6 +34,11 @@ class OperatorSettings:
     (or newly created) Secret rolls (or heals) the agent. Secrets are never listed or
     watched: the operator's RBAC on them is `get`."""
 
+    metrics_warning_seconds: float = 30.0
+    """How long the custom autoscaler may fail to read a pod's /metrics before it says so:
+    a Warning event (MetricsUnreachable) and a ScalingActive message naming the pod and the
+    error."""
+
     @classmethod
     def from_env(cls) -> OperatorSettings:
         return cls(
@@ -42,4 +47,6 @@ class OperatorSettings:
             cluster_domain=os.environ.get("ATOMIC_OPERATOR_CLUSTER_DOMAIN", "cluster.local"),
             secret_recheck_seconds=float(
                 os.environ.get("ATOMIC_OPERATOR_SECRET_RECHECK_SECONDS", "30")),
+            metrics_warning_seconds=float(
+                os.environ.get("ATOMIC_OPERATOR_METRICS_WARNING_SECONDS", "30")),
         )

@@ -84,8 +84,11 @@ def operator(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFacto
     """
     log = tmp_path_factory.mktemp("operator") / "operator.log"
     # Secrets are re-read by name every second here (30 s by default), so rotation tests
-    # see the roll at once
-    env = {**control_plane.proxy_env(), "ATOMIC_OPERATOR_SECRET_RECHECK_SECONDS": "1"}
+    # see the roll at once; pods' metrics unreadable for 15 s (30 s by default) are reported
+    # (not sooner: a Warning event posted as a test deletes its namespace is retried and
+    # logged by kopf, and agents on kwok never answer)
+    env = {**control_plane.proxy_env(), "ATOMIC_OPERATOR_SECRET_RECHECK_SECONDS": "1",
+           "ATOMIC_OPERATOR_METRICS_WARNING_SECONDS": "15"}
     with running_operator(control_plane.kubeconfig, log, env=env) as proc:
         yield proc
     assert "Traceback" not in proc.logs(), proc.logs()[-5000:]

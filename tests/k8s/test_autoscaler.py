@@ -8,6 +8,8 @@ test_autoscaler_live.py, on the process node where pods are real runtime process
 
 from __future__ import annotations
 
+import json
+import re
 import time
 import urllib.request
 from typing import Any
@@ -96,10 +98,23 @@ def test_missing_metrics_never_scale_down_and_a_steady_agent_costs_no_writes(
 ) -> None:
     agent_ns.apply(custom_agent(replicas=3, scaleDownStabilizationSeconds=4))
     wait_ready(agent_ns, NAME)
-    cond = eventually(lambda: scaling(agent_ns).get("reason") == "MetricsMissing"
-                      and scaling(agent_ns), timeout=20, what="ScalingActive=MetricsMissing")
-    assert cond["status"] == "False"
-    agent = agent_ns.get("atomicagent", NAME)
+    pods = json.loads(agent_ns.run("get", "pods", "-o", "json",
+                                   f"-l=atomicagents.io/agent={NAME}"))["items"]
+    names = sorted(p["metadata"]["name"] for p in pods)
+
+    def settled() -> dict[str, Any] | None:
+        """Once the pods' metrics have been unreadable for the warning time (15 s here) the
+        condition says so, and status.autoscaling (refreshed every 30 s at most) names
+        every pod; from then on nothing changes."""
+        agent = agent_ns.get("atomicagent", NAME)
+        cond = condition(agent, "ScalingActive")
+        explained = (agent.get("status") or {}).get("autoscaling") or {}
+        return agent if (cond.get("reason") == "MetricsMissing"
+                         and "cannot read the metrics" in cond["message"]
+                         and f"({', '.join(names)})" in explained.get("message", "")) else None
+
+    agent = eventually(settled, timeout=60, interval=0.5, what="MetricsMissing, settled")
+    assert condition(agent, "ScalingActive")["status"] == "False"
     assert agent["status"]["autoscaling"]["reason"] == "MetricsMissing"
     assert agent["status"]["desiredReplicas"] == 3
     # Many stable windows pass with no metrics: the count holds, and nothing is rewritten.
@@ -108,9 +123,38 @@ def test_missing_metrics_never_scale_down_and_a_steady_agent_costs_no_writes(
     writes = replica_writes(operator)
     time.sleep(16)
     assert deployment_replicas(agent_ns) == 3
-    assert agent_ns.get("atomicagent", NAME)["metadata"]["resourceVersion"] == version
+    after = agent_ns.get("atomicagent", NAME)
+    assert after["metadata"]["resourceVersion"] == version, (agent["status"], after["status"])
     assert agent_ns.get("deployment", NAME)["metadata"]["resourceVersion"] == deployment_version
     assert replica_writes(operator) == writes
+
+
+def test_metrics_the_operator_cannot_read_are_a_warning_naming_the_pod_and_the_error(
+    agent_ns: Kube, operator: Any
+) -> None:
+    # kwok's pods are Ready at addresses where nothing answers: exactly an operator that
+    # cannot reach the pods' metrics port (the demo's operator without the process node's
+    # proxy sat at a silent MetricsMissing forever)
+    agent_ns.apply(custom_agent(replicas=1))
+    wait_ready(agent_ns, NAME)
+    (pod,) = json.loads(agent_ns.run("get", "pods", "-o", "json",
+                                     f"-l=atomicagents.io/agent={NAME}"))["items"]
+    address = f"http://{pod['status']['podIP']}:9090/metrics"
+    warnings = eventually(lambda: json.loads(agent_ns.run(
+        "get", "events", "-o", "json",
+        f"--field-selector=involvedObject.name={NAME},reason=MetricsUnreachable"))["items"],
+        timeout=40, what="a MetricsUnreachable event")
+    assert [w["type"] for w in warnings] == ["Warning"]
+    message = warnings[0]["message"]
+    assert f"pod {pod['metadata']['name']} at {address}" in message, message
+    # the error: the proxy's answer, a timeout, or the client's exception
+    assert re.search(r"for 15 s or more \((HTTP \d{3}|no answer within 1 s|\w+: .+)\)",
+                     message), message
+    assert "check that the operator can reach the pods' metrics port" in message
+    cond = eventually(lambda: "cannot read the metrics" in scaling(agent_ns)["message"]
+                      and scaling(agent_ns), timeout=10, what="ScalingActive naming the pod")
+    assert (cond["status"], cond["reason"]) == ("False", "MetricsMissing")
+    assert f"pod {pod['metadata']['name']} at {address}" in cond["message"]
 
 
 def agent_hpa(min_replicas: int) -> dict[str, Any]:
@@ -145,3 +189,25 @@ def test_an_hpa_on_the_agent_is_followed_and_named(agent_ns: Kube, mode: str) ->
     assert cond["status"] == ("True" if mode == "none" else "False")
     if mode == "custom":
         assert "autoscaling" not in agent_ns.get("atomicagent", NAME)["status"]
+
+
+def test_an_hpa_that_cannot_get_its_metrics_says_so_on_the_agent(agent_ns: Kube) -> None:
+    # this cluster serves no metrics API: the operator's own HPA (mode hpa) reports
+    # ScalingActive=False FailedGetResourceMetric in its status; the agent must say the same
+    manifest = custom_agent(replicas=1)
+    manifest["spec"]["autoscaling"]["mode"] = "hpa"
+    agent_ns.apply(manifest)
+    wait_ready(agent_ns, NAME)
+
+    def hpa_says() -> dict[str, Any] | None:
+        conditions = (agent_ns.get("hpa", NAME).get("status") or {}).get("conditions") or []
+        return next((c for c in conditions if c["type"] == "ScalingActive"
+                     and c["status"] == "False"), None)
+
+    theirs = eventually(hpa_says, timeout=60, interval=0.5,
+                        what="the HPA's own ScalingActive=False")
+    ours = eventually(lambda: scaling(agent_ns).get("reason") == theirs["reason"]
+                      and scaling(agent_ns), timeout=15, what="ScalingActive from the HPA")
+    assert ours["status"] == "False"
+    assert theirs["reason"] == "FailedGetResourceMetric"
+    assert ours["message"] == f"HorizontalPodAutoscaler/{NAME}: {theirs['message']}"

@@ -82,7 +82,14 @@ def test_a_write_after_a_decision_is_held_over_that_decision() -> None:
     scaler.current(2)  # and the watch shows it already
     held = scaler.observation()
     assert held is not None and held.desired == 2
-    assert held.condition.reason == "AutoscalerNotRunning"
+    # the count held is the write's; what the autoscaler says is still its last decision
+    # (not AutoscalerNotRunning, which flickered after every write)
+    assert held.condition.reason == "WaitingForPods"
+    fresh = AgentScaler(scraper=None, state=State(started_at=0),  # type: ignore[arg-type]
+                        clock=lambda: now[0])
+    fresh.wrote(3)  # a count held before any decision: that one is "not running yet"
+    before = fresh.observation()
+    assert before is not None and before.condition.reason == "AutoscalerNotRunning"
 
 
 def test_metrics_targets_are_the_ready_endpoints_metrics_port() -> None:

@@ -252,11 +252,11 @@ def test_bounds_are_applied_before_anything_else() -> None:
     assert (rec.desired_replicas, rec.reason) == (4, "AboveMaximum")
 
 
-def twice(policy: Policy, pod: PodSample) -> Recommendation:
+def twice(policy: Policy, pod: PodSample, replicas: int = 1) -> Recommendation:
     """The same sample seen on two ticks: a level held over the fast window."""
     _, state = decide(policy, State(started_at=-300),
-                      Observation(-2, 1, (replace(pod, scraped_at=-2),)))
-    rec, _ = decide(policy, state, Observation(0, 1, (pod,)))
+                      Observation(-2, replicas, (replace(pod, scraped_at=-2),)))
+    rec, _ = decide(policy, state, Observation(0, replicas, (pod,)))
     return rec
 
 
@@ -272,10 +272,25 @@ def test_rejected_requests_and_the_backlog_add_to_the_need() -> None:
                  mean_latency=1.0)
     inputs = aggregate([pod], 0, TARGET)
     assert inputs.demand == pytest.approx(16.0)
-    policy = replace(POLICY, drain_seconds=0.5)  # 4 queued x 1 s / (4 per replica x 0.5 s)
-    rec = twice(policy, pod)
-    assert rec.desired_replicas == math.ceil(16 / TARGET) + 2
+    rec = twice(POLICY, pod)
+    assert rec.desired_replicas == math.ceil(16 / TARGET)  # the queue is in the demand
     assert "rejected 8.0/s" in rec.message
+    # the drain term adds headroom only from 10 replicas on, at most 10 % of them:
+    # 40 in flight + 40 queued at 1 s is 20 replicas, +2 (not +4) to drain in 5 s
+    big = sample("p0", 0, 40.0, queued=40.0, request_rate=40.0, mean_latency=1.0)
+    rec = twice(replace(POLICY, drain_seconds=5.0), big, replicas=3)
+    assert rec.desired_replicas == 20 + 2
+
+
+def test_a_step_to_48_in_flight_asks_for_the_8_replicas_it_needs() -> None:
+    # 6 per replica, a 32-request queue at 10 s per call: the drain term alone would ask
+    # for ceil(32 x 10 / (6 x 30)) = 2 more (10, +25 %); bounded, the write is the need
+    policy = replace(POLICY, target_per_replica=6.0, max_replicas=10)
+    pod = sample("p0", 0, 16.0, queued=32.0, request_rate=1.6, mean_latency=10.0)
+    rec = twice(policy, pod, replicas=2)
+    assert rec.reason == "ScaleUp"
+    assert rec.desired_replicas == 8
+    assert "needs 8" in rec.message
 
 
 def test_inputs_go_to_status_in_camel_case_without_absent_figures() -> None:

@@ -145,3 +145,36 @@ def test_an_autoscaler_on_the_agent_is_named_and_stands_the_operator_down() -> N
         live=4, external=(AGENT_HPA,)))
     assert none.scaling is not None and none.scaling.status == "True"
     assert none.write is None
+
+
+def test_in_hpa_mode_scaling_active_is_the_hpas_own_word() -> None:
+    from atomic_operator.replicas import hpa_condition, observe_deployment
+
+    agent = AtomicAgent.model_validate(variant("task-processor", {"spec": {"autoscaling": {
+        "mode": "hpa", "minReplicas": 1, "maxReplicas": 4}}}))
+    hpa = {"metadata": {"name": "task-processor"}, "status": {"conditions": [
+        {"type": "AbleToScale", "status": "True", "reason": "SucceededGetScale",
+         "message": "the HPA controller was able to get the target's current scale"},
+        {"type": "ScalingActive", "status": "False", "reason": "FailedGetResourceMetric",
+         "message": "the HPA was unable to compute the replica count: failed to get cpu "
+                    "utilization: unable to get metrics for resource cpu: no metrics "
+                    "returned from resource metrics API"}]}}
+    deployment = {"metadata": {"generation": 2}, "spec": {"replicas": 2}}
+    plan = plan_replicas(agent.spec, observe_deployment(deployment, hpa=hpa_condition(hpa)))
+    assert (plan.owner, plan.write) == ("hpa", None)
+    assert plan.scaling == Cond(
+        "ScalingActive", "False", "FailedGetResourceMetric",
+        "HorizontalPodAutoscaler/task-processor: the HPA was unable to compute the replica "
+        "count: failed to get cpu utilization: unable to get metrics for resource cpu: no "
+        "metrics returned from resource metrics API")
+    # a failing AbleToScale comes first; a working HPA says True; none said yet: nothing
+    hpa["status"]["conditions"][0].update(status="False", reason="FailedGetScale")
+    failing = hpa_condition(hpa)
+    assert failing is not None and failing.reason == "FailedGetScale"
+    hpa["status"]["conditions"] = [{"type": "ScalingActive", "status": "True",
+                                    "reason": "ValidMetricFound", "message": "ok"}]
+    plan = plan_replicas(agent.spec, observe_deployment(deployment, hpa=hpa_condition(hpa)))
+    assert plan.scaling is not None and (plan.scaling.status, plan.scaling.reason) == (
+        "True", "ValidMetricFound")
+    assert hpa_condition({"metadata": {"name": "x"}}) is None
+    assert plan_replicas(agent.spec, observe_deployment(deployment)).scaling is None

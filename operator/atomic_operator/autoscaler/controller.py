@@ -16,8 +16,15 @@ from dataclasses import dataclass, field
 import aiohttp
 
 from atomic_operator.api.agent import AtomicAgentSpec, AutoscalingInputs, AutoscalingStatus
-from atomic_operator.autoscaler.decision import Observation, Policy, Recommendation, State, decide
-from atomic_operator.autoscaler.scrape import Scraper, Target
+from atomic_operator.autoscaler.decision import (
+    STALE_INTERVALS,
+    Observation,
+    Policy,
+    Recommendation,
+    State,
+    decide,
+)
+from atomic_operator.autoscaler.scrape import Failure, Scraper, Target
 from atomic_operator.conditions import Cond, now_iso
 from atomic_operator.replicas import SCALING_ACTIVE, AutoscalerObservation
 
@@ -27,8 +34,12 @@ SCRAPE_TIMEOUT_SECONDS = 1.0
 TARGET_UTILIZATION = 0.8
 """targetInFlightPerReplica defaults to this share of concurrency.maxInFlight."""
 EXPLAIN_EVERY_SECONDS = 30.0
-"""A new reason without a new count reaches status at most this often (a count change
-always does at once), so a load hovering at a boundary costs few status writes."""
+"""status.autoscaling is refreshed at most this often without a new count (a count change
+always reaches it at once): its figures are never older than this, and a load hovering at a
+boundary, or figures that move every tick, cost at most one status write per period."""
+UNREACHABLE_WARNING_SECONDS = 30.0
+"""A pod whose /metrics has not answered for this long is reported: a Warning event, and
+ScalingActive's message names the pod and the error (settings: metrics_warning_seconds)."""
 WRITE_MEMORY_SECONDS = 120.0
 """How long, at most, our own write outranks a Deployment count that does not show it yet
 (a lagging watch on a busy operator): until a copy of the Deployment shows it, the rule
@@ -63,10 +74,24 @@ def policy_for(spec: AtomicAgentSpec, interval: float = INTERVAL_SECONDS) -> Pol
                   fast_window_seconds=2 * interval)
 
 
-def scaling_condition(rec: Recommendation) -> Cond:
+def unreachable_message(failure: Failure, seconds: float) -> str:
+    """What to check when a pod's metrics cannot be read, naming the pod and the error."""
+    return (f"the operator cannot read the metrics of pod {failure.pod} at {failure.url} "
+            f"for {seconds:g} s or more ({failure.error}): check that the operator can reach "
+            "the pods' metrics port (NetworkPolicies, the operator's HTTP_PROXY/NO_PROXY, "
+            "the pod's metrics server)")
+
+
+def scaling_condition(rec: Recommendation, unreachable: Failure | None = None,
+                      seconds: float = UNREACHABLE_WARNING_SECONDS) -> Cond:
     """ScalingActive from a decision, in words that do not change with the figures (the
-    figures go to status.autoscaling), so a steady agent's condition is never rewritten."""
+    figures go to status.autoscaling), so a steady agent's condition is never rewritten.
+    While no pod answers and one has not answered for `seconds`, the message names it."""
     if rec.reason == "MetricsMissing" and rec.inputs is None:
+        if unreachable is not None:
+            return Cond(SCALING_ACTIVE, "False", "MetricsMissing",
+                        unreachable_message(unreachable, seconds)
+                        + ": holding the count, no scale-down")
         return Cond(SCALING_ACTIVE, "False", "MetricsMissing",
                     "no Ready pod answered /metrics within three intervals: holding the "
                     "count, no scale-down")
@@ -107,6 +132,11 @@ class AgentScaler:
     """A copy of the Deployment has shown our last write."""
     seen: tuple[int, int] | None = None
     """(generation, replicas) of the newest copy of the Deployment seen."""
+    warning_seconds: float = UNREACHABLE_WARNING_SECONDS
+    unreachable: Failure | None = None
+    """The pod whose metrics have not answered for warning_seconds (longest first)."""
+    warned: bool = False
+    """The Warning of the current unreachable spell has been given."""
 
     def current(self, live: int, generation: int | None = None) -> int:
         """The Deployment's count, or ours while no copy of the Deployment has shown it.
@@ -137,16 +167,33 @@ class AgentScaler:
         rec, self.state = decide(policy, self.state, observation)
         self.last = rec
         self.decided_at = observation.now
+        failing = self.scraper.unreachable(self.warning_seconds)
+        self.unreachable = failing[0] if failing else None
         self._explain(rec)
         return rec
 
+    def warning(self) -> tuple[str, str] | None:
+        """(reason, message) of the Warning event a spell of unreachable metrics deserves:
+        once when it has lasted warning_seconds, again only after the pods answered."""
+        if self.unreachable is None:
+            self.warned = False
+            return None
+        if self.warned:
+            return None
+        self.warned = True
+        return "MetricsUnreachable", unreachable_message(self.unreachable,
+                                                         self.warning_seconds)
+
+    def condition(self, rec: Recommendation) -> Cond:
+        return scaling_condition(rec, self.unreachable, self.warning_seconds)
+
     def _explain(self, rec: Recommendation) -> None:
-        """Freeze the decision for status when it changes the count, or its reason (at most
-        every EXPLAIN_EVERY_SECONDS): the figures of every tick are not status material."""
+        """Freeze the decision for status when it changes the count, else at most every
+        EXPLAIN_EVERY_SECONDS (a new reason or new figures alike): the figures of every tick
+        are not status material, but figures older than that period are wrong."""
         now = self.clock()
         old = self.explained
-        if old is not None and not rec.changes and (
-                rec.reason == old.reason or now - self.explained_at < EXPLAIN_EVERY_SECONDS):
+        if old is not None and not rec.changes and now - self.explained_at < EXPLAIN_EVERY_SECONDS:
             return
         inputs = AutoscalingInputs.model_validate(rec.inputs.as_status()) if rec.inputs else None
         last_scale = now_iso() if rec.changes else (old.last_scale_time if old else None)
@@ -160,9 +207,12 @@ class AgentScaler:
         so a decision made from an older copy of the Deployment never undoes the write;
         None when it has neither."""
         newer_write = self.written is not None and self.written[0] > self.decided_at
-        if self.last is not None and not newer_write:
-            return AutoscalerObservation(self.last.desired_replicas,
-                                         scaling_condition(self.last), self.explained)
+        if self.last is not None:
+            # a write after the decision (most often the decision's own) changes the count
+            # held, not what the autoscaler says: no AutoscalerNotRunning after each write
+            desired = self.written[1] if newer_write and self.written else \
+                self.last.desired_replicas
+            return AutoscalerObservation(desired, self.condition(self.last), self.explained)
         if self.written is not None:
             return AutoscalerObservation(self.written[1], Cond(
                 SCALING_ACTIVE, "False", "AutoscalerNotRunning",
@@ -182,6 +232,7 @@ class Autoscalers:
     session: aiohttp.ClientSession
     clock: Callable[[], float] = time.monotonic
     scalers: dict[Key, AgentScaler] = field(default_factory=dict)
+    warning_seconds: float = UNREACHABLE_WARNING_SECONDS
 
     def scaler(self, key: Key) -> AgentScaler:
         """The agent's autoscaler; a new one starts its rule's memory now (no scale-down
@@ -189,8 +240,10 @@ class Autoscalers:
         found = self.scalers.get(key)
         if found is None:
             found = self.scalers[key] = AgentScaler(
-                Scraper(self.session, SCRAPE_TIMEOUT_SECONDS, clock=self.clock),
-                State(started_at=self.clock()), self.clock)
+                Scraper(self.session, SCRAPE_TIMEOUT_SECONDS, clock=self.clock,
+                        max_rate_seconds=STALE_INTERVALS * INTERVAL_SECONDS),
+                State(started_at=self.clock()), self.clock,
+                warning_seconds=self.warning_seconds)
         return found
 
     def observation(self, key: Key) -> AutoscalerObservation | None:

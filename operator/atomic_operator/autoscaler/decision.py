@@ -9,7 +9,10 @@ The rule, in the order it is applied:
   the pods' own 429s times the service time (Little's law: a rejected arrival would have been
   in flight for that long). A pod that exports no gauges contributes rate * latency.
 - **Need** is ``ceil(demand / targetPerReplica)`` plus enough replicas to drain the queue
-  within ``drain_seconds``, at least minReplicas; maxReplicas bounds the write.
+  within ``drain_seconds``, at least minReplicas; maxReplicas bounds the write. The queued
+  requests are part of the demand already, so the drain term is headroom, not capacity:
+  it adds at most ``max_drain_share`` of the demand's replicas (rounded down), the band
+  within which the count is not scaled back down.
 - **Up, fast**: when the lowest demand of the fast window (a level held for a few seconds,
   not a spike) exceeds the capacity of the current replicas by ``fast_tolerance``, jump to
   the need in one write, bounded by ``max_scale_up_factor``. Starting pods count as capacity:
@@ -56,6 +59,10 @@ class Policy:
     fast_tolerance: float = 0.2
     tolerance: float = 0.1
     drain_seconds: float = 30.0
+    max_drain_share: float = 0.1
+    """The queue-drain term adds at most this share of the demand's replicas (rounded down:
+    nothing below 10 replicas): the queue is in the demand already, and an overshoot within
+    the tolerance band is one that no scale-down takes back."""
     max_scale_up_factor: float = 10.0
     min_scale_up_step: int = 4
     scale_down_period_seconds: float = 60.0
@@ -226,13 +233,15 @@ def _window[T: tuple[Any, ...]](items: tuple[T, ...], new: T, now: float,
 
 
 def _need(demand: float, queued: float, latency: float | None, policy: Policy) -> int:
-    """Replicas for a demand, plus enough to drain the queue within drain_seconds: each
-    replica completes target/latency requests per second."""
+    """Replicas for a demand, plus enough to drain the queue within drain_seconds (each
+    replica completes target/latency requests per second), that extra bounded by
+    max_drain_share of the demand's replicas."""
     base = math.ceil(demand / policy.target_per_replica - 1e-9)
     backlog = 0
     if latency and queued > 0:
         backlog = math.ceil(queued * latency / (policy.target_per_replica * policy.drain_seconds)
                             - 1e-9)
+        backlog = min(backlog, math.floor(base * policy.max_drain_share + 1e-9))
     return max(policy.min_replicas, base + backlog)  # maxReplicas applies to the write
 
 
@@ -267,7 +276,7 @@ def decide(policy: Policy, state: State, obs: Observation) -> tuple[Recommendati
         if not obs.pods:
             return _hold(current, "WaitingForPods", "no Ready pod to read metrics from yet",
                          None), replace(state, needs=needs)
-        names = ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else "")
+        names = ", ".join(sorted(missing)[:3]) + (" ..." if len(missing) > 3 else "")
         return _hold(current, "MetricsMissing",
                      f"no fresh metrics from any Ready pod ({names}): holding {current} "
                      "replicas", None), replace(state, needs=needs)

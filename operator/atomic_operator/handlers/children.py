@@ -67,7 +67,7 @@ async def _follow(reconciler: AgentReconciler, namespace: str, owner: str,
     await reconciler.follow(
         agent, deployment, logger=logger,
         external=indexes.external_autoscalers(namespace, owner),
-        pipelines=indexes.pipelines_of(namespace, owner),
+        pipelines=indexes.pipelines_of(namespace, owner), hpa=indexes.hpa(namespace, owner),
         again=(lambda: _follow(reconciler, namespace, owner, None, indexes, logger,
                                hold=False)) if hold else None)
 
@@ -91,6 +91,12 @@ def _register_child(kind: Kind) -> None:
             return
         trigger = _child_trigger(type, body)
         if trigger is None:
+            if kind == HPA and (owner := labels.get(AGENT_LABEL)):
+                # the operator's own HPA said something of itself (its status conditions,
+                # in the index already): ScalingActive follows it
+                indexes = Indexes.from_kwargs(kwargs)
+                await _follow(memo.reconciler, namespace, owner, None, indexes, logger,
+                              hold=False)
             return
         if pipeline := labels.get(PIPELINE_LABEL):
             await reconcile_pipeline_named(namespace, pipeline, trigger, memo, kwargs, logger)

@@ -25,7 +25,8 @@ async def reconcile_body(body: Mapping[str, Any], trigger: str, memo: Any,
         body, trigger=trigger, config_maps=indexes.config_maps,
         existing_optional=indexes.optional_children(namespace, name),
         external=indexes.external_autoscalers(namespace, name),
-        pipelines=indexes.pipelines_of(namespace, name), logger=logger)
+        pipelines=indexes.pipelines_of(namespace, name), hpa=indexes.hpa(namespace, name),
+        logger=logger)
 
 
 async def reconcile_named(namespace: str, name: str, trigger: str, memo: Any,

@@ -27,7 +27,7 @@ from atomic_operator.k8s.kinds import (
 )
 from atomic_operator.naming import AGENT_LABEL, MANAGED_BY, MANAGED_SELECTOR
 from atomic_operator.references import key_digests
-from atomic_operator.replicas import ExternalAutoscaler, ScaleTarget
+from atomic_operator.replicas import ExternalAutoscaler, HpaCondition, ScaleTarget, hpa_condition
 
 UNMANAGED = {"app.kubernetes.io/managed-by": kopf.ABSENT}
 MANAGED = MANAGED_SELECTOR
@@ -101,6 +101,15 @@ def _register_optional_index(child: ChildKind) -> None:
 
 for _child in optional_children(AGENT):
     _register_optional_index(_child)
+
+
+@kopf.index(HPA.group, HPA.version, HPA.plural, labels=MANAGED)
+async def operator_hpas(*, namespace: str | None, labels: kopf.Labels, body: kopf.Body,
+                        **_: Any) -> dict[tuple[str | None, str], HpaCondition]:
+    """(namespace, agent) → what the operator's own HPA (mode hpa) says of itself."""
+    agent = labels.get(AGENT_LABEL)
+    found = hpa_condition(body) if agent else None
+    return {(namespace, agent): found} if agent and found else {}
 
 
 def not_ours(labels: kopf.Labels, **_: Any) -> bool:
@@ -210,6 +219,7 @@ class Indexes:
     endpoint_slices: kopf.Index[Any, Any]
     pipelines_by_agent: kopf.Index[Any, Any]
     terminating: kopf.Index[Any, Any]
+    hpas: kopf.Index[Any, Any]
 
     @classmethod
     def from_kwargs(cls, kwargs: Mapping[str, Any]) -> Indexes:
@@ -223,6 +233,7 @@ class Indexes:
             endpoint_slices=kwargs["endpoint_slices"],
             pipelines_by_agent=kwargs["pipelines_by_agent"],
             terminating=kwargs["terminating_namespaces"],
+            hpas=kwargs["operator_hpas"],
         )
 
     def slices(self, namespace: str, agent: str) -> list[dict[str, Any]]:
@@ -240,6 +251,10 @@ class Indexes:
         """Kinds of the optional children (HPA, PDB) the agent has now."""
         key = (namespace, name)
         return frozenset(kind for index in self.optional for kind in index.get(key, []))
+
+    def hpa(self, namespace: str, agent: str) -> HpaCondition | None:
+        """What the agent's own HPA (mode hpa) says of itself, once it has said anything."""
+        return next(iter(self.hpas.get((namespace, agent), [])), None)
 
     def external_autoscalers(self, namespace: str, deployment: str
                              ) -> tuple[ExternalAutoscaler, ...]:

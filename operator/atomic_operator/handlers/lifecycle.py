@@ -82,7 +82,8 @@ async def startup(*, settings: kopf.OperatorSettings, memo: Any, logger: Logger,
     # NO_PROXY are honoured (add the pod CIDR to NO_PROXY where a proxy is set)
     scrapes = aiohttp.ClientSession(
         trust_env=True, connector=aiohttp.TCPConnector(limit=256, limit_per_host=4))
-    memo.reconciler = AgentReconciler.create(client, ours, Autoscalers(scrapes))
+    memo.reconciler = AgentReconciler.create(
+        client, ours, Autoscalers(scrapes, warning_seconds=ours.metrics_warning_seconds))
     memo.background_tasks = {}  # loops handlers start (handlers/references.py)
     serve(ours.metrics_port)
     heap.settle()

@@ -34,6 +34,7 @@ from atomic_operator.replicas import (
     SCALING_ACTIVE,
     AutoscalerObservation,
     ExternalAutoscaler,
+    HpaCondition,
     ReplicaOwner,
     ReplicaPlan,
     observe_deployment,
@@ -63,6 +64,8 @@ class AgentEnv:
     """The custom autoscaler's last recommendation for this agent (`Autoscalers.observation`,
     filled in by the runner); None outside custom mode and until its first decision or
     write, when the replica policy holds the count."""
+    hpa: HpaCondition | None = None
+    """What the operator's own HPA says of itself (mode hpa; from the indexes)."""
     pipelines: tuple[str, ...] | None = None
     """Pipelines that call the agent (from the indexes), listed in its status."""
 
@@ -179,7 +182,7 @@ async def reconcile_agent(env: AgentEnv, body: Mapping[str, Any]) -> AgentOutcom
             return await _report_problems(env, body, agent, [rejected(err)])
         raise
     plan = plan_replicas(agent.spec, observe_deployment(deployment, env.external,
-                                                        env.autoscaler))
+                                                        env.autoscaler, env.hpa))
     deployment = await write_replicas(env.client, who, plan, deployment)
     outcome.replicas_written = plan.write
 
@@ -233,7 +236,7 @@ async def follow_deployment(env: AgentEnv, body: Mapping[str, Any],
     if agent is not None and not has_spec_problem(status):
         # While the spec has a problem the children stay exactly as they were.
         plan = plan_replicas(agent.spec, observe_deployment(live, env.external,
-                                                            env.autoscaler))
+                                                            env.autoscaler, env.hpa))
         live = await write_replicas(env.client, who, plan, live)
         outcome.replicas_written = plan.write
         if plan.write is not None and on_write is not None:
