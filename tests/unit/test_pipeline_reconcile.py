@@ -243,3 +243,21 @@ async def test_a_token_secret_not_there_yet_renders_and_its_arrival_rolls_the_ru
     client.data["agent-token"] = {"token": b64(TOKEN)}
     await reconcile_through_the_runner(world, client)
     assert world.status()["configHash"] != before
+
+
+async def test_a_ready_runner_is_not_ready_while_an_agent_is_missing() -> None:
+    """Issue 22 #16: Ready=True with AgentsReady=False. A run needs every agent."""
+    world = World()
+    del world.agents["task-processor"]
+    await world.reconcile()
+    await follow_runner(world.env(), world.api.get(PIPELINE),
+                        available(world.api.get(DEPLOYMENT), 1))
+    ready = world.condition("Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "AgentsNotReady")
+    assert "task-processor (no such AtomicAgent)" in ready["message"]
+    assert world.condition("AgentsReady")["status"] == "False"
+    assert world.condition("Reconciling")["status"] == "True"
+    world.agents["task-processor"] = agent("task-processor")
+    await follow_runner(world.env(), world.api.get(PIPELINE),
+                        available(world.api.get(DEPLOYMENT), 1))
+    assert world.condition("Ready")["status"] == "True"

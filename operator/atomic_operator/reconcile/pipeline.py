@@ -4,8 +4,8 @@ The one status function of the kind: every trigger (the pipeline's own events, i
 Deployment, an agent it names changing) calls `pipeline_status`, and `StatusWriter` writes
 the result. SchemasCompatible is the type check; Ready, Progressing and Degraded follow the
 runner's Deployment (as an agent's follow its own), except that an incompatible pipeline is
-never Ready (its runner stays unready, see docs/pipelines.md); AgentsReady says which agents
-have no ready replica.
+never Ready (its runner stays unready, see docs/pipelines.md), nor one whose agents are not
+all ready (AgentsReady, which names the agents without a ready replica, is part of Ready).
 """
 
 from __future__ import annotations
@@ -102,8 +102,12 @@ def _runtime_conditions(seen: PipelineObservation, compatible: Cond, agents: Con
         ready = Cond("Ready", "False", compatible.reason,
                      f"the runner stays unready while the pipeline is incompatible: "
                      f"{compatible.message}")
-    elif ready.status == "False" and agents.status == "False":
+    elif agents.status == "False" and ready.status == "False":
         ready = Cond("Ready", "False", ready.reason, f"{ready.message}; {agents.message}")
+    elif agents.status == "False":
+        # the runner's pods are up, but a run needs every agent: not Ready until they are
+        ready = Cond("Ready", "False", agents.reason,
+                     f"the runner is available but {agents.message}")
     return [ready, *rest]
 
 
