@@ -266,6 +266,11 @@ WEBHOOK_CASES: list[tuple[str, str, dict[str, Any], tuple[str, ...]]] = [
          "input": {"content": {"template": "Read ${content}"}}}],
         "output": {"from": "steps.analyze.output"}}},
      ("spec.steps[0].input.content.template", "'content' is not a reference")),
+    ("template-unterminated", PIPELINE, {"spec": {"steps": [
+        {"name": "analyze", "agentRef": {"name": "content-analyzer"},
+         "input": {"content": {"template": "see ${input.content"}}}],
+        "output": {"from": "steps.analyze.output"}}},
+     ("spec.steps[0].input.content.template", "'${input.content' is not closed")),
     ("input-field-not-in-input-schema", PIPELINE, {"spec": {"steps": [
         {"name": "analyze", "agentRef": {"name": "content-analyzer"},
          "input": {"content": {"from": "input.text"}}}],

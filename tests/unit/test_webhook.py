@@ -95,3 +95,27 @@ def test_metadata_only_updates_are_not_reviewed() -> None:
     assert spec_unchanged(body, {**body, "metadata": {"finalizers": ["x"]}})
     assert not spec_unchanged(body, None)
     assert not spec_unchanged(body, variant("task-processor", {"spec": {"replicas": 3}}))
+
+
+@pytest.mark.parametrize(("template", "open_"), [
+    ("see ${input.content", "${input.content"),
+    ("${input.content} and ${item", "${item"),
+    ("a ${", "${")])
+def test_an_unterminated_placeholder_is_refused_naming_the_field(template: str,
+                                                                 open_: str) -> None:
+    """Issue 22 #17: "see ${input.content" was compiled as literal text, refused nowhere."""
+    problems = pipeline_problems(variant("analysis-to-tasks", {"spec": {"steps": [
+        {"name": "analyze", "agentRef": {"name": "content-analyzer"},
+         "input": {"content": {"template": template}}}],
+        "output": {"from": "steps.analyze.output"}}}))
+    assert [(p.field, p.reason) for p in problems] == [
+        ("spec.steps[0].input.content.template", "InvalidTemplate")]
+    assert f"the placeholder {open_!r} is not closed" in problems[0].message
+
+
+def test_closed_placeholders_and_plain_dollars_pass() -> None:
+    for template in ("costs $5 {not a placeholder}", "${input.content}", "$ {x"):
+        assert pipeline_problems(variant("analysis-to-tasks", {"spec": {"steps": [
+            {"name": "analyze", "agentRef": {"name": "content-analyzer"},
+             "input": {"content": {"template": template}}}],
+            "output": {"from": "steps.analyze.output"}}})) == [], template
