@@ -101,7 +101,9 @@ WEBHOOK_CHECKS: dict[str, list[str]] = {
         "- `spec.model.mode`: a mode the provider's client accepts:",
         *_modes(),
         "- `spec.imagePullPolicy`: `Never` needs `spec.image`",
-        "- `spec`: the rendered configuration fits a ConfigMap (about 900 KB)",
+        "- `spec`: the rendered configuration fits a ConfigMap (about 900 KB; plain "
+        "`kubectl apply` refuses objects over 256 KiB before that, use `--server-side` or "
+        "`kubectl create`)",
         "- `spec.pod` and every other field that reaches a child: the children it renders "
         "pass the API server's dry run (an `affinity` is passed through untyped)",
     ],

@@ -24,7 +24,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from atomic_operator.api.pipeline import AtomicPipeline
-from atomic_operator.checks import MAX_CONFIG_BYTES
+from atomic_operator.checks import LARGE_SPEC_HINT, MAX_CONFIG_BYTES
 from atomic_operator.conditions import find
 from atomic_operator.k8s import Api, ApiError
 from atomic_operator.k8s.kinds import DEPLOYMENT
@@ -168,7 +168,8 @@ def _blocking_problems(who: AgentIdentity, agents: Mapping[str, Mapping[str, Any
     if size > MAX_CONFIG_BYTES:
         problems.append(SpecProblem(
             "spec", "ConfigTooLarge",
-            f"the runner's configuration is {size} bytes; a ConfigMap holds under 1 MiB"))
+            f"the runner's configuration is {size} bytes; a ConfigMap holds under 1 MiB "
+            f"({LARGE_SPEC_HINT})"))
     return problems
 
 
