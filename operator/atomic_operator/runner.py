@@ -20,6 +20,7 @@ import kopf
 from atomic_operator.api import AtomicAgent
 from atomic_operator.autoscaler.controller import Autoscalers, scale_event
 from atomic_operator.autoscaler.scrape import Target
+from atomic_operator.drift import OwnedFields
 from atomic_operator.k8s import ApiError, KubeClient, gone_with_namespace, resource_path
 from atomic_operator.k8s.kinds import PIPELINE
 from atomic_operator.metrics import (
@@ -76,6 +77,8 @@ class AgentReconciler:
     _failures: dict[Key, int] = field(default_factory=dict)
     _other_locks: dict[tuple[str, str, str], asyncio.Lock] = field(default_factory=dict)
     _held: dict[Key, asyncio.Task[None]] = field(default_factory=dict)
+    owned: OwnedFields = field(default_factory=OwnedFields)
+    """What the operator's last apply of each child owned (the child handlers compare)."""
 
     @classmethod
     def create(cls, client: KubeClient, settings: OperatorSettings,
@@ -123,7 +126,8 @@ class AgentReconciler:
                 self.autoscalers.drop(key)  # a later custom mode starts afresh
             autoscaler = self.autoscalers.observation(key)
         return AgentEnv(self.client, self.settings, self.writer, secrets, config_maps,
-                        existing_optional, external, autoscaler, pipelines=pipelines)
+                        existing_optional, external, autoscaler, pipelines=pipelines,
+                        owned=self.owned)
 
     async def read_secrets(self, body: Mapping[str, Any]) -> dict[Key, dict[str, str]]:
         """Key digests of the Secrets the agent names, read by name now; absent ones are
@@ -298,7 +302,8 @@ class AgentReconciler:
                 (str((s.get("agentRef") or {}).get("name")) for s in steps), agents)
             secrets = await self._read_named(meta["namespace"],
                                              (name for name, _ in tokens.values()))
-        env = PipelineEnv(self.client, self.settings, self.writer, agents, external, secrets)
+        env = PipelineEnv(self.client, self.settings, self.writer, agents, external, secrets,
+                          self.owned)
         started = time.perf_counter()
         async with self.lock(body):
             try:

@@ -192,3 +192,76 @@ def test_a_spec_the_api_server_refuses_is_reported_once_and_not_retried(
     events = json.loads(agent_ns.run("get", "events", "--field-selector",
                                      "reason=RejectedByApiServer", "-o", "json"))["items"]
     assert len(events) == 1, events
+
+
+def _env_names(kube: Kube, name: str) -> list[str]:
+    (container,) = kube.get("deployment", name)["spec"]["template"]["spec"]["containers"]
+    return [e["name"] for e in container.get("env") or []]
+
+
+@pytest.mark.parametrize("owner", ["agent", "pipeline"])
+def test_a_removed_field_is_restored(agent_ns: Kube, owner: str) -> None:
+    """Issue 22 #15: an env var removed by a JSON patch stayed removed until the Deployment
+    was deleted: removing a field leaves the editor no managedFields entry, so a detector
+    keyed on other managers never fired."""
+    agent_ns.apply(variant("content-analyzer", {}))
+    name = "content-analyzer"
+    if owner == "pipeline":
+        agent_ns.apply(variant("task-processor", {}))
+        agent_ns.apply(variant("analysis-to-tasks", {}))
+        name = "analysis-to-tasks"
+    wanted = eventually(lambda: _has_deployment(agent_ns, name) and _env_names(agent_ns, name),
+                        timeout=30, what=f"the {owner}'s Deployment")
+    time.sleep(1)  # the operator's own writes settle (its apply is recorded)
+    for index in (len(wanted) - 1, 0):
+        removed = _env_names(agent_ns, name)[index]
+        agent_ns.run("patch", "deployment", name, "--type=json", "-p", json.dumps(
+            [{"op": "remove", "path": f"/spec/template/spec/containers/0/env/{index}"}]))
+        eventually(lambda: _env_names(agent_ns, name) == wanted, timeout=10,
+                   what=f"env {removed} of the {owner}'s Deployment restored")
+    # a removed key of a map we render (a label of the pod template), and of the ConfigMap
+    labels = agent_ns.get("deployment", name)["spec"]["template"]["metadata"]["labels"]
+    agent_ns.run("patch", "deployment", name, "--type=json", "-p", json.dumps(
+        [{"op": "remove", "path": "/spec/template/metadata/labels/app.kubernetes.io~1component"}]))
+    eventually(lambda: agent_ns.get("deployment", name)["spec"]["template"]["metadata"][
+        "labels"] == labels, timeout=10, what="the pod template's label restored")
+
+
+def _has_deployment(kube: Kube, name: str) -> bool:
+    return kube.cp.kubectl(f"--namespace={kube.namespace}", "get", "deployment", name,
+                           check=False).returncode == 0
+
+
+def test_a_hand_edit_that_gets_our_apply_refused_is_repaired(agent_ns: Kube,
+                                                              operator: OperatorProcess) -> None:
+    """Issue 22 #14: `resources: {limits: {cpu: 1m}}` on the runner's Deployment made the
+    operator's apply refused (requests 50m must be <= the cpu limit); the pipeline went
+    Stalled/RejectedByApiServer blaming `spec`, was never retried, and a runner Service
+    deleted meanwhile stayed gone. Now the child is replaced, named in a Warning, and the
+    other children are repaired."""
+    for name in ("content-analyzer", "task-processor", "analysis-to-tasks"):
+        agent_ns.apply(variant(name, {}))
+    eventually(lambda: _has_deployment(agent_ns, "analysis-to-tasks"), timeout=30,
+               what="the runner's Deployment")
+    time.sleep(1)
+    agent_ns.run("delete", "service", "analysis-to-tasks")
+    agent_ns.run("patch", "deployment", "analysis-to-tasks", "--type=json", "-p", json.dumps(
+        [{"op": "replace", "path": "/spec/template/spec/containers/0/resources",
+          "value": {"limits": {"cpu": "1m"}}}]))
+
+    def repaired() -> bool:
+        (container,) = agent_ns.get("deployment", "analysis-to-tasks")["spec"]["template"][
+            "spec"]["containers"]
+        service = agent_ns.cp.kubectl(f"--namespace={agent_ns.namespace}", "get", "service",
+                                      "analysis-to-tasks", check=False).returncode == 0
+        return service and "cpu" not in (container["resources"].get("limits") or {})
+
+    eventually(repaired, timeout=20, what="the runner's Deployment and Service repaired")
+    events = json.loads(agent_ns.run("get", "events", "--field-selector",
+                                     "reason=ChildReplaced", "-o", "json"))["items"]
+    assert events and events[0]["message"].startswith(
+        "Deployment analysis-to-tasks: replaced"), events
+    pipeline = agent_ns.get("atomicpipeline", "analysis-to-tasks")
+    for type_ in ("Ready", "Stalled"):
+        assert condition(pipeline, type_).get("reason") != "RejectedByApiServer", pipeline
+    assert _error_lines(operator, agent_ns.namespace) == []

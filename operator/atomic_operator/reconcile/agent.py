@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from atomic_operator.api import AtomicAgent
 from atomic_operator.checks import check_agent
 from atomic_operator.conditions import find
+from atomic_operator.drift import OwnedFields
 from atomic_operator.k8s import Api, ApiError, resource_path
 from atomic_operator.k8s.kinds import AGENT, DEPLOYMENT, HPA, optional_children
 from atomic_operator.metrics import REPLICA_WRITES
@@ -63,6 +64,8 @@ class AgentEnv:
     """The custom autoscaler's recommendation (issue #10 fills it; None until then)."""
     pipelines: tuple[str, ...] | None = None
     """Pipelines that call the agent (from the indexes), listed in its status."""
+    owned: OwnedFields | None = None
+    """What each child's last apply owned, to see fields taken away (`drift.OwnedFields`)."""
 
 
 @dataclass
@@ -95,10 +98,14 @@ def refused_for_its_content(err: ApiError) -> bool:
         err.status == 500 and err.message.startswith("failed to create typed patch object"))
 
 
-def rejected(err: ApiError) -> SpecProblem:
+def rejected(err: ApiError, child: Mapping[str, Any] | None = None) -> SpecProblem:
     """A refusal of a rendered child, as the agent's problem (the message names the child's
-    field, e.g. spec.template.spec.affinity...)."""
-    return SpecProblem("spec", "RejectedByApiServer", err.message)
+    field, e.g. spec.template.spec.affinity...). Refused for a new spec, the spec is to
+    blame; refused while only repairing (the spec did not change), the child is named."""
+    if child is None:
+        return SpecProblem("spec", "RejectedByApiServer", err.message)
+    return SpecProblem(f"{child['kind']} {child['metadata']['name']}", "RejectedByApiServer",
+                       err.message)
 
 
 def _identity(body: Mapping[str, Any]) -> AgentIdentity:
@@ -167,8 +174,16 @@ async def reconcile_agent(env: AgentEnv, body: Mapping[str, Any]) -> AgentOutcom
             # creation that is the Deployment, the one every agent has.
             await dry_run(env.client, order[1:], AGENT)
         deployment: dict[str, Any] = {}
+        refusals: list[SpecProblem] = []
         for child in order:
-            live = await apply_child(env.client, child)
+            try:
+                live = await apply_child(env.client, child, env.owned, outcome.events)
+            except ApiError as err:
+                if first_time or spec_changed or not refused_for_its_content(err):
+                    raise
+                # a repair (the spec did not change): the other children are still repaired
+                refusals.append(rejected(err, child))
+                continue
             outcome.applied.append(child["kind"])
             if child["kind"] == DEPLOYMENT.kind:
                 deployment = live
@@ -176,6 +191,9 @@ async def reconcile_agent(env: AgentEnv, body: Mapping[str, Any]) -> AgentOutcom
         if refused_for_its_content(err):
             return await _report_problems(env, body, agent, [rejected(err)])
         raise
+    if refusals:
+        await _report_problems(env, body, agent, refusals)
+        raise ApiError(422, "RejectedByApiServer", "; ".join(map(str, refusals)))
     plan = plan_replicas(agent.spec, observe_deployment(deployment, env.external,
                                                         env.autoscaler))
     deployment = await write_replicas(env.client, who, plan, deployment)
