@@ -117,8 +117,10 @@ WEBHOOK_CHECKS: dict[str, list[str]] = {
         "- `spec.steps`: no dependency cycle; a step without bindings is fed by at most one "
         "step",
         "",
-        "Whether the agents exist and their schemas fit is checked in status "
-        "(`SchemasCompatible`), never at admission, so a GitOps sync in any order works.",
+        "- against the agents it names that exist (read by name at admission): every edge "
+        "fits, with the message status gives (`SchemasCompatible`); agents that do not "
+        "exist yet are an admission warning naming them (`kubectl` prints it), never a "
+        "refusal, so a GitOps sync in any order works.",
     ],
 }
 
