@@ -187,14 +187,19 @@ class AgentReconciler:
             self._later((body["metadata"]["namespace"], body["metadata"]["name"]), again)
         return outcome
 
-    def _later(self, key: Key, work: Callable[[], Awaitable[object]]) -> None:
-        """Run `work` HOLD_SECONDS from now, once for all the holds of an agent meanwhile
-        (the task inherits kopf's context, so it can post events)."""
+    def later(self, key: Key, work: Callable[[], Awaitable[object]],
+              delay: float = HOLD_SECONDS) -> None:
+        """Run `work` `delay` seconds from now, once for all the requests for `key`
+        meanwhile (the task inherits kopf's context, so it can post events)."""
+        self._later(key, work, delay)
+
+    def _later(self, key: Key, work: Callable[[], Awaitable[object]],
+               delay: float = HOLD_SECONDS) -> None:
         if key in self._held:
             return
 
         async def run() -> None:
-            await asyncio.sleep(HOLD_SECONDS)
+            await asyncio.sleep(delay)
             self._held.pop(key, None)
             try:
                 await work()

@@ -34,6 +34,12 @@ class OperatorSettings:
     (or newly created) Secret rolls (or heals) the agent. Secrets are never listed or
     watched: the operator's RBAC on them is `get`."""
 
+    missing_agent_grace_seconds: float = 120.0
+    """How long a pipeline may name an AtomicAgent that does not exist before it is
+    Degraded (reason MissingAgent), so kstatus calls it Failed (Stalled) instead of
+    InProgress forever: a GitOps sync applies the agents within this time, or they are
+    not coming. Until then it is only not Ready."""
+
     @classmethod
     def from_env(cls) -> OperatorSettings:
         return cls(
@@ -42,4 +48,6 @@ class OperatorSettings:
             cluster_domain=os.environ.get("ATOMIC_OPERATOR_CLUSTER_DOMAIN", "cluster.local"),
             secret_recheck_seconds=float(
                 os.environ.get("ATOMIC_OPERATOR_SECRET_RECHECK_SECONDS", "30")),
+            missing_agent_grace_seconds=float(
+                os.environ.get("ATOMIC_OPERATOR_MISSING_AGENT_GRACE_SECONDS", "120")),
         )

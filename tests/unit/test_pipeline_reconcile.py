@@ -327,3 +327,45 @@ async def test_a_refusal_while_repairing_names_the_child_and_other_children_go_o
     ready = world.condition("Ready")
     assert ready["reason"] == "RejectedByApiServer"
     assert ready["message"].startswith("Deployment analysis-to-tasks: denied by policy")
+
+
+async def test_a_missing_agent_stalls_the_pipeline_after_the_grace() -> None:
+    """Issue 22 #19: kstatus kept a pipeline whose agent never arrives InProgress forever
+    (Flux waits for its own timeout). After the operator's grace it is Degraded/Stalled."""
+    from datetime import UTC, datetime, timedelta
+
+    from atomic_operator.api.pipeline import AtomicPipelineStatus
+    from atomic_operator.reconcile.pipeline import (
+        PipelineObservation,
+        pipeline_status,
+        stall_due,
+    )
+
+    world = World()
+    del world.agents["task-processor"]
+    await world.reconcile()
+    assert world.condition("SchemasCompatible")["reason"] == "MissingAgent"
+    assert world.condition("Stalled")["status"] == "False"
+    assert world.condition("Reconciling")["status"] == "True"
+    grace = OperatorSettings().missing_agent_grace_seconds
+    status = AtomicPipelineStatus.model_validate(world.status())
+    due = stall_due(status, grace)
+    assert due is not None and grace - 5 < due <= grace + 1
+    body = world.api.get(PIPELINE)
+    since = datetime.strptime(world.condition("SchemasCompatible")["lastTransitionTime"],
+                              "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    for elapsed, stalled in ((grace - 1, False), (grace, True)):
+        outcome = pipeline_status(body, PipelineObservation(
+            world.agents, missing_agent_grace=grace, now=since + timedelta(seconds=elapsed)))
+        conditions = {c.type: c for c in outcome.status.conditions}
+        assert (conditions["Stalled"].status == "True") is stalled, conditions
+        if stalled:
+            assert conditions["Stalled"].reason == "MissingAgent"
+            assert conditions["Degraded"].message.startswith(
+                "no AtomicAgent named task-processor in this namespace for over 120 s")
+            assert conditions["Reconciling"].status == "False"
+            assert stall_due(outcome.status, grace) is None  # nothing more to wait for
+    world.agents["task-processor"] = agent("task-processor")  # it arrives: recovers
+    outcome = pipeline_status(body, PipelineObservation(
+        world.agents, missing_agent_grace=grace, now=since + timedelta(seconds=grace * 2)))
+    assert {c.type: c.status for c in outcome.status.conditions}["Stalled"] == "False"

@@ -150,7 +150,8 @@ async def reconcile_pipeline(env: PipelineEnv, body: Mapping[str, Any]) -> Pipel
                               "rolling its pods"))
     result.outcome = pipeline_status(body, PipelineObservation(
         env.agents, deployment, plan, rendered.config_hash,
-        cluster_domain=env.settings.cluster_domain))
+        cluster_domain=env.settings.cluster_domain,
+        missing_agent_grace=env.settings.missing_agent_grace_seconds))
     result.events = [*_events(body, result.outcome), *result.events]
     return await _write(env, body, result)
 
@@ -165,7 +166,8 @@ async def follow_runner(env: PipelineEnv, body: Mapping[str, Any],
                                 observe_deployment(live, env.external))
     live = await write_replicas(env.client, _identity(body), plan, live)
     outcome = pipeline_status(body, PipelineObservation(
-        env.agents, live, plan, cluster_domain=env.settings.cluster_domain))
+        env.agents, live, plan, cluster_domain=env.settings.cluster_domain,
+        missing_agent_grace=env.settings.missing_agent_grace_seconds))
     result = PipelineResult("followed", outcome, replicas_written=plan.write)
     return await _write(env, body, result)
 
