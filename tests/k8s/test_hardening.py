@@ -265,3 +265,25 @@ def test_a_hand_edit_that_gets_our_apply_refused_is_repaired(agent_ns: Kube,
     for type_ in ("Ready", "Stalled"):
         assert condition(pipeline, type_).get("reason") != "RejectedByApiServer", pipeline
     assert _error_lines(operator, agent_ns.namespace) == []
+
+
+def test_an_image_that_cannot_be_pulled_is_named_in_status(
+        proc_kube: Kube, operator: OperatorProcess) -> None:
+    """Issue 22 #19: an agent whose image cannot be pulled said Progressing=False
+    RolloutComplete, "0/1 replicas available", and never why. The pods' waiting reason is
+    in status now, and kstatus fails the agent instead of waiting forever."""
+    proc_kube.run("create", "secret", "generic", "openai-credentials",
+                  "--from-literal=api-key=k")
+    proc_kube.apply(variant("task-processor", {"spec": {"image": "example.invalid/nope:1"}}))
+
+    def degraded() -> dict[str, Any] | None:
+        agent = proc_kube.get("atomicagent", "task-processor")
+        found = condition(agent, "Degraded")
+        return found if found.get("status") == "True" else None
+
+    found = eventually(degraded, timeout=40, interval=0.5, what="Degraded from the pods")
+    assert found["reason"] in ("ErrImagePull", "ImagePullBackOff"), found
+    assert found["message"].startswith("pod task-processor-"), found
+    agent = proc_kube.get("atomicagent", "task-processor")
+    assert found["reason"] in condition(agent, "Ready")["message"]
+    assert condition(agent, "Stalled")["status"] == "True"

@@ -66,8 +66,8 @@ async def _follow(reconciler: AgentReconciler, namespace: str, owner: str,
         agent, deployment, logger=logger,
         external=indexes.external_autoscalers(namespace, owner),
         pipelines=indexes.pipelines_of(namespace, owner),
-        again=(lambda: _follow(reconciler, namespace, owner, None, indexes, logger,
-                               hold=False)) if hold else None)
+        again=lambda: _follow(reconciler, namespace, owner, None, indexes, logger,
+                              hold=False), hold=hold)
 
 
 def _child_trigger(type: str, body: kopf.Body, reconciler: AgentReconciler) -> str | None:

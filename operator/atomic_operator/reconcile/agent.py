@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from atomic_operator.api import AtomicAgent
 from atomic_operator.checks import check_agent
-from atomic_operator.conditions import find
+from atomic_operator.conditions import Cond, find
 from atomic_operator.drift import OwnedFields
 from atomic_operator.k8s import Api, ApiError, resource_path
 from atomic_operator.k8s.kinds import AGENT, DEPLOYMENT, HPA, optional_children
@@ -26,6 +26,7 @@ from atomic_operator.reconcile.agent_status import (
     agent_status,
     has_spec_problem,
     progress_only,
+    waiting_for_pods,
 )
 from atomic_operator.reconcile.converge import apply_child, dry_run
 from atomic_operator.reconcile.status_writer import Event, StatusWriter
@@ -66,6 +67,8 @@ class AgentEnv:
     """Pipelines that call the agent (from the indexes), listed in its status."""
     owned: OwnedFields | None = None
     """What each child's last apply owned, to see fields taken away (`drift.OwnedFields`)."""
+    pod_trouble: Cond | None = None
+    """Why the agent's pods are stuck, as last read from them (`runner` reads them)."""
 
 
 @dataclass
@@ -81,6 +84,8 @@ class AgentOutcome:
     replicas_written: int | None = None
     held: bool = False
     """A rollout's progress was not written yet (`follow_deployment`'s `hold`)."""
+    waiting_for_pods: bool = False
+    """Not Ready only because pods are not available: the pods may say why."""
 
 
 def parse_agent(body: Mapping[str, Any]) -> AtomicAgent | list[SpecProblem]:
@@ -218,8 +223,10 @@ async def reconcile_agent(env: AgentEnv, body: Mapping[str, Any]) -> AgentOutcom
     outcome.events.extend(_scaling_events(status, plan))
     wanted = agent_status(agent, who.name, who.namespace, generation, status,
                           AgentObservation(deployment, plan, rendered.config_hash,
-                                           pipelines=env.pipelines),
+                                           pipelines=env.pipelines,
+                                           pod_trouble=env.pod_trouble),
                           env.settings.cluster_domain)
+    outcome.waiting_for_pods = waiting_for_pods(wanted)
     outcome.status_patch = await env.status.write(body, wanted, outcome.events)
     return outcome
 
@@ -256,8 +263,10 @@ async def follow_deployment(env: AgentEnv, body: Mapping[str, Any],
             outcome.events.append(on_write)
         outcome.events.extend(_scaling_events(status, plan))
     wanted = agent_status(agent, who.name, who.namespace, body["metadata"].get("generation"),
-                          status, AgentObservation(live, plan, pipelines=env.pipelines),
+                          status, AgentObservation(live, plan, pipelines=env.pipelines,
+                                                   pod_trouble=env.pod_trouble),
                           env.settings.cluster_domain)
+    outcome.waiting_for_pods = waiting_for_pods(wanted)
     if hold and not outcome.events and progress_only(status, wanted):
         outcome.held = True
         return outcome
