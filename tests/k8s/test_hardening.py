@@ -237,32 +237,41 @@ def test_a_hand_edit_that_gets_our_apply_refused_is_repaired(agent_ns: Kube,
     """Issue 22 #14: `resources: {limits: {cpu: 1m}}` on the runner's Deployment made the
     operator's apply refused (requests 50m must be <= the cpu limit); the pipeline went
     Stalled/RejectedByApiServer blaming `spec`, was never retried, and a runner Service
-    deleted meanwhile stayed gone. Now the child is replaced, named in a Warning, and the
-    other children are repaired."""
+    deleted meanwhile stayed gone: the runner's children were applied without
+    `converge.apply_child`. Through it, the refused apply is followed by the merge patch
+    that replaces the containers list, in place; the Service comes back too."""
     for name in ("content-analyzer", "task-processor", "analysis-to-tasks"):
         agent_ns.apply(variant(name, {}))
     eventually(lambda: _has_deployment(agent_ns, "analysis-to-tasks"), timeout=30,
                what="the runner's Deployment")
     time.sleep(1)
+    uid = agent_ns.get("deployment", "analysis-to-tasks")["metadata"]["uid"]
     agent_ns.run("delete", "service", "analysis-to-tasks")
-    agent_ns.run("patch", "deployment", "analysis-to-tasks", "--type=json", "-p", json.dumps(
-        [{"op": "replace", "path": "/spec/template/spec/containers/0/resources",
-          "value": {"limits": {"cpu": "1m"}}}]))
+    for edit in ("patch", "edit"):
+        deployment = agent_ns.get("deployment", "analysis-to-tasks")
+        deployment["spec"]["template"]["spec"]["containers"][0]["resources"] = {
+            "limits": {"cpu": "1m"}}
+        if edit == "patch":
+            agent_ns.run("patch", "deployment", "analysis-to-tasks", "--type=json", "-p",
+                         json.dumps([{"op": "replace", "value": {"limits": {"cpu": "1m"}},
+                                      "path": "/spec/template/spec/containers/0/resources"}]))
+        else:  # what `kubectl edit` does: the whole object written back
+            agent_ns.run("replace", "-f", "-", input_text=json.dumps(deployment))
 
-    def repaired() -> bool:
-        (container,) = agent_ns.get("deployment", "analysis-to-tasks")["spec"]["template"][
-            "spec"]["containers"]
-        service = agent_ns.cp.kubectl(f"--namespace={agent_ns.namespace}", "get", "service",
-                                      "analysis-to-tasks", check=False).returncode == 0
-        return service and "cpu" not in (container["resources"].get("limits") or {})
+        def repaired() -> bool:
+            (container,) = agent_ns.get("deployment", "analysis-to-tasks")["spec"][
+                "template"]["spec"]["containers"]
+            service = agent_ns.cp.kubectl(f"--namespace={agent_ns.namespace}", "get",
+                                          "service", "analysis-to-tasks",
+                                          check=False).returncode == 0
+            return service and container["resources"] == {
+                "limits": {"memory": "256Mi"}, "requests": {"cpu": "50m", "memory": "96Mi"}}
 
-    eventually(repaired, timeout=20, what="the runner's Deployment and Service repaired")
-    events = json.loads(agent_ns.run("get", "events", "--field-selector",
-                                     "reason=ChildReplaced", "-o", "json"))["items"]
-    assert events and events[0]["message"].startswith(
-        "Deployment analysis-to-tasks: replaced"), events
+        eventually(repaired, timeout=20, what=f"the runner repaired after {edit}")
+    assert agent_ns.get("deployment", "analysis-to-tasks")["metadata"]["uid"] == uid
+    time.sleep(1)
     pipeline = agent_ns.get("atomicpipeline", "analysis-to-tasks")
-    for type_ in ("Ready", "Stalled"):
+    for type_ in ("Ready", "Stalled", "Degraded"):
         assert condition(pipeline, type_).get("reason") != "RejectedByApiServer", pipeline
     assert _error_lines(operator, agent_ns.namespace) == []
 

@@ -180,9 +180,10 @@ async def reconcile_agent(env: AgentEnv, body: Mapping[str, Any]) -> AgentOutcom
             await dry_run(env.client, order[1:], AGENT)
         deployment: dict[str, Any] = {}
         refusals: list[SpecProblem] = []
+        repairs: list[Event] = []  # children replaced: posted whether or not status changes
         for child in order:
             try:
-                live = await apply_child(env.client, child, env.owned, outcome.events)
+                live = await apply_child(env.client, child, env.owned, repairs)
             except ApiError as err:
                 if first_time or spec_changed or not refused_for_its_content(err):
                     raise
@@ -196,6 +197,8 @@ async def reconcile_agent(env: AgentEnv, body: Mapping[str, Any]) -> AgentOutcom
         if refused_for_its_content(err):
             return await _report_problems(env, body, agent, [rejected(err)])
         raise
+    for event in repairs:
+        env.status.emit(body, event)
     if refusals:
         await _report_problems(env, body, agent, refusals)
         raise ApiError(422, "RejectedByApiServer", "; ".join(map(str, refusals)))

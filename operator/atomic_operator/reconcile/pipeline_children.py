@@ -115,13 +115,14 @@ async def reconcile_pipeline(env: PipelineEnv, body: Mapping[str, Any]) -> Pipel
     spec_changed = not first_time and status.get("observedGeneration") != generation
     result = PipelineResult("applied", pipeline_status(body, PipelineObservation(env.agents)))
     refusals: list[SpecProblem] = []
+    repairs: list[Event] = []  # children replaced: posted whether or not status changes
     try:
         if spec_changed:
             await env.client.apply(rendered.deployment, FIELD_MANAGER, dry_run=True)
         deployment: dict[str, Any] = {}
         for child in rendered.children if first_time else rendered.update_order:
             try:
-                live = await apply_child(env.client, child, env.owned, result.events)
+                live = await apply_child(env.client, child, env.owned, repairs)
             except ApiError as err:
                 if first_time or spec_changed or not refused_for_its_content(err):
                     raise
@@ -135,6 +136,8 @@ async def reconcile_pipeline(env: PipelineEnv, body: Mapping[str, Any]) -> Pipel
         if refused_for_its_content(err):
             return await _blocked(env, body, [rejected(err)])
         raise
+    for event in repairs:
+        env.status.emit(body, event)
     if refusals:
         await _blocked(env, body, refusals)
         raise ApiError(422, "RejectedByApiServer", "; ".join(map(str, refusals)))
