@@ -86,6 +86,8 @@ class AgentReconciler:
     """What the operator's last apply of each child owned (the child handlers compare)."""
     _pod_trouble: dict[Key, Cond] = field(default_factory=dict)
     """Why an agent's pods are stuck, read from them while it waits for pods."""
+    _waiting: set[Key] = field(default_factory=set)
+    """Agents whose last follow saw them waiting for pods."""
 
     @classmethod
     def create(cls, client: KubeClient, settings: OperatorSettings,
@@ -114,6 +116,7 @@ class AgentReconciler:
             self.autoscalers.drop((meta["namespace"], meta["name"]))
         self._failures.pop((meta["namespace"], meta["name"]), None)
         self._pod_trouble.pop((meta["namespace"], meta["name"]), None)
+        self._waiting.discard((meta["namespace"], meta["name"]))
         for key in ((meta["namespace"], meta["name"]),
                     (meta["namespace"], f"{POD.kind}/{meta['name']}")):
             held = self._held.pop(key, None)
@@ -201,7 +204,9 @@ class AgentReconciler:
             self._later(key, again)
         if not outcome.waiting_for_pods:
             self._pod_trouble.pop(key, None)
+            self._waiting.discard(key)
         elif again is not None:
+            self._waiting.add(key)
             self._later((key[0], f"{POD.kind}/{key[1]}"),
                         lambda: self._check_pods(key, again), POD_CHECK_SECONDS)
         return outcome
@@ -210,6 +215,8 @@ class AgentReconciler:
         """Read the agent's pods (by its label) and follow again if why they are stuck
         changed; `again` reads them again later while the agent still waits for pods. One
         list per waiting agent per POD_CHECK_SECONDS: a normal rollout is done sooner."""
+        if key not in self._waiting:
+            return  # available meanwhile: nothing to read
         try:
             pods = await self.client.list(resource_path(POD.api_version, POD.kind, key[0]),
                                           {AGENT_LABEL: key[1]})
@@ -225,6 +232,13 @@ class AgentReconciler:
         else:
             self._pod_trouble[key] = trouble
         await again()
+
+    async def cancel_later(self) -> None:
+        """Cancel every pending `later` (at shutdown, before the client closes)."""
+        tasks, self._held = list(self._held.values()), {}
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def later(self, key: Key, work: Callable[[], Awaitable[object]],
               delay: float | None = None) -> None:

@@ -247,16 +247,24 @@ def test_a_hand_edit_that_gets_our_apply_refused_is_repaired(agent_ns: Kube,
     time.sleep(1)
     uid = agent_ns.get("deployment", "analysis-to-tasks")["metadata"]["uid"]
     agent_ns.run("delete", "service", "analysis-to-tasks")
-    for edit in ("patch", "edit"):
+    def replaced() -> bool:
+        """What `kubectl edit` does: the whole object written back (again on a conflict:
+        the Deployment's controllers write it too)."""
         deployment = agent_ns.get("deployment", "analysis-to-tasks")
         deployment["spec"]["template"]["spec"]["containers"][0]["resources"] = {
             "limits": {"cpu": "1m"}}
+        proc = agent_ns.cp.kubectl(f"--namespace={agent_ns.namespace}", "replace", "-f", "-",
+                                   input_text=json.dumps(deployment), check=False)
+        assert proc.returncode == 0 or "Conflict" in proc.stderr, proc.stderr
+        return proc.returncode == 0
+
+    for edit in ("patch", "edit"):
         if edit == "patch":
             agent_ns.run("patch", "deployment", "analysis-to-tasks", "--type=json", "-p",
                          json.dumps([{"op": "replace", "value": {"limits": {"cpu": "1m"}},
                                       "path": "/spec/template/spec/containers/0/resources"}]))
-        else:  # what `kubectl edit` does: the whole object written back
-            agent_ns.run("replace", "-f", "-", input_text=json.dumps(deployment))
+        else:
+            eventually(replaced, timeout=10, what="kubectl replace without a conflict")
 
         def repaired() -> bool:
             (container,) = agent_ns.get("deployment", "analysis-to-tasks")["spec"][
