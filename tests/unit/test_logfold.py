@@ -49,12 +49,24 @@ def test_repeats_are_one_line_per_interval_with_a_count() -> None:
             "ERROR Handler 'reconcile' failed temporarily: API error: 503 (repeated 46 more "
             "times in 60 s)"]
         out.lines.clear()
+        # the outage goes on: still one line per interval, the count
         log.warning("a different warning passes at once")
-        log.error("Handler 'reconcile' failed temporarily: API error: 503")  # a new interval
-        assert out.lines == ["WARNING a different warning passes at once",
-                             "ERROR Handler 'reconcile' failed temporarily: API error: 503"]
+        log.error("Handler 'reconcile' failed temporarily: API error: 503")
+        assert out.lines == ["WARNING a different warning passes at once"]
+        now[0] = 122.0
+        fold.flush(now[0])
+        assert out.lines[1:] == ["ERROR Handler 'reconcile' failed temporarily: API error: "
+                                 "503 (repeated 1 more time in 60 s)"]
         out.lines.clear()
-        fold.flush()  # at exit: nothing repeated, nothing to say
-        assert out.lines == []
+        # an interval without repeats forgets the message: its next occurrence is written
+        now[0] = 190.0
+        fold.flush(now[0])
+        log.error("Handler 'reconcile' failed temporarily: API error: 503")
+        assert out.lines == ["ERROR Handler 'reconcile' failed temporarily: API error: 503"]
+        out.lines.clear()
+        log.error("Handler 'reconcile' failed temporarily: API error: 503")
+        fold.flush()  # at exit: what is counted is written
+        assert out.lines == ["ERROR Handler 'reconcile' failed temporarily: API error: 503 "
+                             "(repeated 1 more time in 60 s)"]
     finally:
         log.removeHandler(out)

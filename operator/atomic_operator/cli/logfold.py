@@ -3,8 +3,8 @@
 During an API server outage every watch stream, every retried reconcile and kopf's own
 retries log the same few errors again and again (about 94 lines a minute measured, issue
 22 #21), burying everything else. The first occurrence of a message passes at once;
-repeats within the interval are counted, not written, and when the interval ends one line
-says how many there were. Messages that differ only in numbers (attempt counts, delays,
+repeats are counted, not written, and each interval in which there were some ends with one
+line saying how many. Messages that differ only in numbers (attempt counts, delays,
 addresses) count as the same message. Info and debug lines are never folded.
 """
 
@@ -65,11 +65,18 @@ class FoldRepeats(logging.Filter):
 
     def flush(self, now: float | None = None) -> None:
         """Write the count of every message whose interval has ended (all with `now`
-        None: at exit), and forget them, so the next occurrence passes at once."""
+        None: at exit). A message repeated in that interval starts another, so a lasting
+        outage writes one line per message per interval; one not repeated is forgotten,
+        so its next occurrence is written at once."""
         due: list[_Seen] = []
         with self._lock:
             for key, seen in list(self._seen.items()):
-                if now is None or now - seen.since >= self.interval:
+                if now is not None and now - seen.since < self.interval:
+                    continue
+                if seen.repeats and now is not None:
+                    due.append(_Seen(seen.since, seen.repeats, seen.last))
+                    seen.since, seen.repeats = now, 0
+                else:
                     del self._seen[key]
                     if seen.repeats:
                         due.append(seen)
