@@ -31,6 +31,16 @@ MAX_CONFIG_BYTES = 900_000
 """Most bytes agent.json may take as stored: a ConfigMap holds at most 1 MiB; the rest is
 room for metadata."""
 
+KUBECTL_APPLY_LIMIT = 262_144
+"""Most bytes of annotations an object may carry: plain (client-side) `kubectl apply` copies
+the whole object into its `last-applied-configuration` annotation, so it refuses any object
+over 256 KiB, long before MAX_CONFIG_BYTES; `kubectl apply --server-side` and
+`kubectl create` keep no such copy."""
+
+LARGE_SPEC_HINT = ("objects over 256 KiB need `kubectl apply --server-side` or `kubectl "
+                   "create`: plain `kubectl apply` refuses them (its last-applied annotation)")
+"""Said wherever a spec's size is the problem, so the limit people hit first is named."""
+
 
 def check_schema(schema: JSONSchemaObject | None, field: str) -> list[SpecProblem]:
     """The schema must itself be valid JSON Schema (draft 2020-12)."""
@@ -78,5 +88,5 @@ def check_agent(agent: AtomicAgent, rendered_config: dict[str, Any]) -> list[Spe
         problems.append(SpecProblem(
             "spec", "ConfigTooLarge",
             f"the rendered configuration is {size} bytes; a ConfigMap holds under 1 MiB "
-            "(move long context into a configMapKeyRef context provider)"))
+            f"(move long context into a configMapKeyRef context provider; {LARGE_SPEC_HINT})"))
     return problems

@@ -140,3 +140,32 @@ def problem_conditions(reason: str, message: str) -> list[Cond]:
         Cond("Progressing", "False", reason, "waiting for the spec to be fixed"),
         Cond("Degraded", "True", reason, message),
     ]
+
+
+POD_TROUBLE_REASONS = frozenset({
+    "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CrashLoopBackOff",
+    "CreateContainerConfigError", "CreateContainerError", "RunContainerError"})
+"""Waiting reasons of a container that will not become ready by waiting: the Deployment's
+status only counts the pods unavailable, so these are read from the pods themselves."""
+
+
+def pod_trouble(pods: Iterable[Mapping[str, Any]]) -> Cond | None:
+    """Degraded, naming the first container of the first pod (by name) stuck for one of
+    POD_TROUBLE_REASONS, and how many pods are; None when none is."""
+    stuck: list[tuple[str, str, str, str]] = []
+    for pod in sorted(pods, key=lambda p: str((p.get("metadata") or {}).get("name"))):
+        status = pod.get("status") or {}
+        for container in [*(status.get("initContainerStatuses") or []),
+                          *(status.get("containerStatuses") or [])]:
+            waiting = (container.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason") in POD_TROUBLE_REASONS:
+                stuck.append((str(pod["metadata"]["name"]), str(container.get("name")),
+                              str(waiting["reason"]), str(waiting.get("message") or "")))
+                break
+    if not stuck:
+        return None
+    name, container, reason, detail = stuck[0]
+    more = f" (and {len(stuck) - 1} more pods)" if len(stuck) > 1 else ""
+    return Cond("Degraded", "True", reason,
+                f"pod {name}{more}: container {container}: {reason}"
+                + (f": {detail[:300]}" if detail else ""))

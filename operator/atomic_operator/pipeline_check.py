@@ -24,6 +24,7 @@ from atomic_operator.pipeline_graph import (
     parse_reference,
     references_of,
     template_parts,
+    unterminated_placeholder,
     waves,
 )
 from atomic_operator.problems import SpecProblem
@@ -254,6 +255,10 @@ class _Checker:
             self.report(fits(value.schema, target, value.root, consumer), f"{where}.from",
                         f"{binding.from_} does not fit agent {agent}'s input field {name!r}")
         elif binding.template is not None:
+            if (open_ := unterminated_placeholder(binding.template)) is not None:
+                self.problem(f"{where}.template", "InvalidTemplate",
+                             f"the placeholder {open_!r} is not closed: write "
+                             "${reference} with a closing '}'")
             for reference in references_of(binding):
                 self.resolve(reference, f"{where}.template", item)
             if target is not None and consumer is not None:

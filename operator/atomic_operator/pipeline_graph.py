@@ -88,6 +88,18 @@ def template_parts(template: str) -> list[str | Reference]:
     return parts
 
 
+def unterminated_placeholder(template: str) -> str | None:
+    """The text from a `${` that no `}` closes to the end of the template (None when every
+    placeholder is closed): `template_parts` would read it as literal text, so a typo such
+    as "see ${input.content" would silently send the placeholder itself to the agent."""
+    literal = PLACEHOLDER.sub("", template)
+    start = literal.find("${")
+    if start < 0:
+        return None
+    rest = literal[start:]
+    return rest if len(rest) <= 40 else rest[:40] + "..."
+
+
 def references_of(binding: InputBinding) -> list[str]:
     if binding.from_ is not None:
         return [binding.from_]

@@ -20,8 +20,10 @@ import kopf
 from atomic_operator.api import AtomicAgent
 from atomic_operator.autoscaler.controller import Autoscalers, scale_event
 from atomic_operator.autoscaler.scrape import Target
+from atomic_operator.conditions import Cond, pod_trouble
+from atomic_operator.drift import OwnedFields
 from atomic_operator.k8s import ApiError, KubeClient, gone_with_namespace, resource_path
-from atomic_operator.k8s.kinds import PIPELINE
+from atomic_operator.k8s.kinds import PIPELINE, POD
 from atomic_operator.metrics import (
     AUTOSCALER_DECISIONS,
     CHILDREN_APPLIED,
@@ -30,6 +32,7 @@ from atomic_operator.metrics import (
     RECONCILE_SECONDS,
     RECONCILES,
 )
+from atomic_operator.naming import AGENT_LABEL
 from atomic_operator.reconcile.agent import (
     AgentEnv,
     AgentOutcome,
@@ -49,6 +52,9 @@ from atomic_operator.settings import OperatorSettings
 
 Key = tuple[str, str]
 MAX_RETRY_DELAY = 300
+POD_CHECK_SECONDS = 10.0
+"""How long an agent waits for pods before they are read for why (`AgentReconciler.follow`):
+longer than a normal rollout's steps, so a healthy rollout costs no read."""
 HOLD_SECONDS = 5.0
 """How long a rollout's progress may wait before it is written (`follow_deployment`).
 bench/operator_scale.py --agents 300, median of 3 rounds: 1.22 with 5 s, 1.32-1.37 with
@@ -76,6 +82,12 @@ class AgentReconciler:
     _failures: dict[Key, int] = field(default_factory=dict)
     _other_locks: dict[tuple[str, str, str], asyncio.Lock] = field(default_factory=dict)
     _held: dict[Key, asyncio.Task[None]] = field(default_factory=dict)
+    owned: OwnedFields = field(default_factory=OwnedFields)
+    """What the operator's last apply of each child owned (the child handlers compare)."""
+    _pod_trouble: dict[Key, Cond] = field(default_factory=dict)
+    """Why an agent's pods are stuck, read from them while it waits for pods."""
+    _waiting: set[Key] = field(default_factory=set)
+    """Agents whose last follow saw them waiting for pods."""
 
     @classmethod
     def create(cls, client: KubeClient, settings: OperatorSettings,
@@ -103,9 +115,13 @@ class AgentReconciler:
         if self.autoscalers is not None:
             self.autoscalers.drop((meta["namespace"], meta["name"]))
         self._failures.pop((meta["namespace"], meta["name"]), None)
-        held = self._held.pop((meta["namespace"], meta["name"]), None)
-        if held is not None:
-            held.cancel()
+        self._pod_trouble.pop((meta["namespace"], meta["name"]), None)
+        self._waiting.discard((meta["namespace"], meta["name"]))
+        for key in ((meta["namespace"], meta["name"]),
+                    (meta["namespace"], f"{POD.kind}/{meta['name']}")):
+            held = self._held.pop(key, None)
+            if held is not None:
+                held.cancel()
 
     def _backoff(self, key: Key) -> float:
         """2 s after the first failure, doubling to at most 5 minutes."""
@@ -124,7 +140,8 @@ class AgentReconciler:
                 self.autoscalers.drop(key)  # a later custom mode starts afresh
             autoscaler = self.autoscalers.observation(key)
         return AgentEnv(self.client, self.settings, self.writer, secrets, config_maps,
-                        existing_optional, external, autoscaler, hpa, pipelines=pipelines)
+                        existing_optional, external, autoscaler, hpa, pipelines=pipelines,
+                        owned=self.owned, pod_trouble=self._pod_trouble.get(key))
 
     async def read_secrets(self, body: Mapping[str, Any]) -> dict[Key, dict[str, str]]:
         """Key digests of the Secrets the agent names, read by name now; absent ones are
@@ -175,25 +192,70 @@ class AgentReconciler:
                      pipelines: tuple[str, ...] | None = None,
                      hpa: HpaCondition | None = None,
                      again: Callable[[], Awaitable[object]] | None = None,
+                     hold: bool = True,
                      logger: logging.Logger | Any) -> AgentOutcome:
-        """Follow a Deployment's state into its agent's status, without re-applying. With
-        `again`, a rollout's progress is held (`follow_deployment`) and `again`, which
-        follows the latest state without holding, runs HOLD_SECONDS later."""
+        """Follow a Deployment's state into its agent's status, without re-applying.
+        `again` follows the latest state without holding: with `hold`, a rollout's progress
+        is held (`follow_deployment`) and `again` runs HOLD_SECONDS later; while the agent
+        waits for pods, they are read POD_CHECK_SECONDS later and `again` says why."""
+        meta = body["metadata"]
+        key = (meta["namespace"], meta["name"])
         outcome = await self._run(body, "deployment-changed", lambda: follow_deployment(
             self._env({}, {}, frozenset(), external, body, pipelines, hpa), body,
-            self._with_our_write(body, deployment), hold=again is not None), logger)
+            self._with_our_write(body, deployment), hold=again is not None and hold), logger)
         if outcome.held and again is not None:
-            self._later((body["metadata"]["namespace"], body["metadata"]["name"]), again)
+            self._later(key, again)
+        if not outcome.waiting_for_pods:
+            self._pod_trouble.pop(key, None)
+            self._waiting.discard(key)
+        elif again is not None:
+            self._waiting.add(key)
+            self._later((key[0], f"{POD.kind}/{key[1]}"),
+                        lambda: self._check_pods(key, again), POD_CHECK_SECONDS)
         return outcome
 
-    def _later(self, key: Key, work: Callable[[], Awaitable[object]]) -> None:
-        """Run `work` HOLD_SECONDS from now, once for all the holds of an agent meanwhile
-        (the task inherits kopf's context, so it can post events)."""
+    async def _check_pods(self, key: Key, again: Callable[[], Awaitable[object]]) -> None:
+        """Read the agent's pods (by its label) and follow again if why they are stuck
+        changed; `again` reads them again later while the agent still waits for pods. One
+        list per waiting agent per POD_CHECK_SECONDS: a normal rollout is done sooner."""
+        if key not in self._waiting:
+            return  # available meanwhile: nothing to read
+        try:
+            pods = await self.client.list(resource_path(POD.api_version, POD.kind, key[0]),
+                                          {AGENT_LABEL: key[1]})
+        except ApiError as err:  # say it, and keep the status the Deployment gives
+            log.warning("reading the pods of %s/%s failed: %s", *key, err)
+            return
+        trouble = pod_trouble(pods)
+        if trouble == self._pod_trouble.get(key):
+            if trouble is None:
+                return  # nothing to say yet; the next Deployment event checks again
+        elif trouble is None:
+            self._pod_trouble.pop(key, None)
+        else:
+            self._pod_trouble[key] = trouble
+        await again()
+
+    async def cancel_later(self) -> None:
+        """Cancel every pending `later` (at shutdown, before the client closes)."""
+        tasks, self._held = list(self._held.values()), {}
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def later(self, key: Key, work: Callable[[], Awaitable[object]],
+              delay: float | None = None) -> None:
+        """Run `work` `delay` seconds from now, once for all the requests for `key`
+        meanwhile (the task inherits kopf's context, so it can post events)."""
+        self._later(key, work, delay)
+
+    def _later(self, key: Key, work: Callable[[], Awaitable[object]],
+               delay: float | None = None) -> None:
         if key in self._held:
             return
 
         async def run() -> None:
-            await asyncio.sleep(HOLD_SECONDS)
+            await asyncio.sleep(HOLD_SECONDS if delay is None else delay)
             self._held.pop(key, None)
             try:
                 await work()
@@ -306,7 +368,8 @@ class AgentReconciler:
                 (str((s.get("agentRef") or {}).get("name")) for s in steps), agents)
             secrets = await self._read_named(meta["namespace"],
                                              (name for name, _ in tokens.values()))
-        env = PipelineEnv(self.client, self.settings, self.writer, agents, external, secrets)
+        env = PipelineEnv(self.client, self.settings, self.writer, agents, external, secrets,
+                          self.owned)
         started = time.perf_counter()
         async with self.lock(body):
             try:

@@ -38,6 +38,11 @@ class OperatorSettings:
     """How long the custom autoscaler may fail to read a pod's /metrics before it says so:
     a Warning event (MetricsUnreachable) and a ScalingActive message naming the pod and the
     error."""
+    missing_agent_grace_seconds: float = 120.0
+    """How long a pipeline may name an AtomicAgent that does not exist before it is
+    Degraded (reason MissingAgent), so kstatus calls it Failed (Stalled) instead of
+    InProgress forever: a GitOps sync applies the agents within this time, or they are
+    not coming. Until then it is only not Ready."""
 
     @classmethod
     def from_env(cls) -> OperatorSettings:
@@ -49,4 +54,6 @@ class OperatorSettings:
                 os.environ.get("ATOMIC_OPERATOR_SECRET_RECHECK_SECONDS", "30")),
             metrics_warning_seconds=float(
                 os.environ.get("ATOMIC_OPERATOR_METRICS_WARNING_SECONDS", "30")),
+            missing_agent_grace_seconds=float(
+                os.environ.get("ATOMIC_OPERATOR_MISSING_AGENT_GRACE_SECONDS", "120")),
         )

@@ -23,6 +23,9 @@ from tests.fakes.openai_server import FakeServerThread
 from tests.support.kube import Kube
 from tests.support.procnode import TEST_IMAGES, pod_processes
 
+MISSING_AGENT_GRACE = 10
+"""The session operator's missingAgentGraceSeconds."""
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     here = Path(__file__).parent
@@ -86,9 +89,11 @@ def operator(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFacto
     # Secrets are re-read by name every second here (30 s by default), so rotation tests
     # see the roll at once; pods' metrics unreadable for 15 s (30 s by default) are reported
     # (not sooner: a Warning event posted as a test deletes its namespace is retried and
-    # logged by kopf, and agents on kwok never answer)
+    # logged by kopf, and agents on kwok never answer); a pipeline's missing agent stalls
+    # it after 10 s (120 s)
     env = {**control_plane.proxy_env(), "ATOMIC_OPERATOR_SECRET_RECHECK_SECONDS": "1",
-           "ATOMIC_OPERATOR_METRICS_WARNING_SECONDS": "15"}
+           "ATOMIC_OPERATOR_METRICS_WARNING_SECONDS": "15",
+           "ATOMIC_OPERATOR_MISSING_AGENT_GRACE_SECONDS": str(MISSING_AGENT_GRACE)}
     with running_operator(control_plane.kubeconfig, log, env=env) as proc:
         yield proc
     assert "Traceback" not in proc.logs(), proc.logs()[-5000:]

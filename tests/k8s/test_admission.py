@@ -266,6 +266,11 @@ WEBHOOK_CASES: list[tuple[str, str, dict[str, Any], tuple[str, ...]]] = [
          "input": {"content": {"template": "Read ${content}"}}}],
         "output": {"from": "steps.analyze.output"}}},
      ("spec.steps[0].input.content.template", "'content' is not a reference")),
+    ("template-unterminated", PIPELINE, {"spec": {"steps": [
+        {"name": "analyze", "agentRef": {"name": "content-analyzer"},
+         "input": {"content": {"template": "see ${input.content"}}}],
+        "output": {"from": "steps.analyze.output"}}},
+     ("spec.steps[0].input.content.template", "'${input.content' is not closed")),
     ("input-field-not-in-input-schema", PIPELINE, {"spec": {"steps": [
         {"name": "analyze", "agentRef": {"name": "content-analyzer"},
          "input": {"content": {"from": "input.text"}}}],
@@ -348,3 +353,32 @@ def test_webhook_admits_the_examples(kube: Kube, webhook: OperatorProcess, name:
     # A later edit of the stored object goes through the webhook too.
     code, out = kube.apply(variant(name, {"metadata": {"labels": {"team": "a"}}}), check=False)
     assert code == 0, out
+
+
+def test_webhook_checks_a_pipeline_against_the_agents_that_exist(
+        kube: Kube, webhook: OperatorProcess) -> None:
+    """Issue 22 #18: a pipeline that does not fit agents that exist was admitted (the
+    webhook did not look at them). Refused now, with the message status would give; with
+    an agent missing it is admitted, and kubectl prints the warning naming it."""
+    steps = example("analysis-to-tasks")["spec"]["steps"]
+    scalar = variant("analysis-to-tasks", {"spec": {"steps": [
+        steps[0], {**steps[1], "forEach": "steps.analyze.output.summary"}]}})
+    code, out = kube.apply(scalar, check=False)
+    assert code == 0, out
+    assert "Warning: no AtomicAgent named content-analyzer, task-processor in namespace " \
+           f"{kube.namespace} yet" in out, out
+    kube.run("delete", "atomicpipeline", "analysis-to-tasks")
+    for name in ("content-analyzer", "task-processor"):
+        kube.apply(example(name))
+    code, out = kube.apply(scalar, check=False)
+    assert code != 0 and "denied the request" in out, out
+    assert ("spec.steps[1].forEach: step make-tasks: 'steps.analyze.output.summary' is not "
+            "a list, so forEach cannot iterate over it") in out, out
+    optional = variant("analysis-to-tasks", {"spec": {"steps": [
+        {**steps[0], "optional": True},
+        {"name": "make-tasks", "agentRef": {"name": "task-processor"},
+         "input": {"description": {"from": "steps.analyze.output.summary"}}}]}})
+    code, out = kube.apply(optional, check=False)
+    assert code != 0 and "may be absent, but agent task-processor's input requires" in out, out
+    code, out = kube.apply(example("analysis-to-tasks"), check=False)
+    assert code == 0 and "Warning" not in out, out

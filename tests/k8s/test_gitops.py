@@ -19,6 +19,7 @@ import pytest
 from lupa import LuaRuntime
 
 from atomic_devcluster.operator_process import OperatorProcess
+from tests.k8s.conftest import MISSING_AGENT_GRACE
 from tests.support.kube import Kube, eventually
 from tests.support.manifests import EXAMPLES, variant
 
@@ -249,7 +250,22 @@ def test_kstatus_reads_both_kinds_as_the_operator_means(user_ns: Kube) -> None:
         "output": {"from": "steps.analyze.output"}}})
     user_ns.apply(broken)
     settled("atomicpipeline", "broken", "Failed")
+    # issue 22 #19: an agent that never arrives fails the pipeline after the grace, instead
+    # of InProgress until Flux's own timeout
+    orphan = variant("analysis-to-tasks", {"metadata": {"name": "orphan"}, "spec": {"steps": [
+        {"name": "analyze", "agentRef": {"name": "never-created"},
+         "input": {"content": {"from": "input.content"}}}],
+        "output": {"from": "steps.analyze.output"}}})
+    started = time.monotonic()
+    user_ns.apply(orphan)
+    settled("atomicpipeline", "orphan", "InProgress")
+    stalled = eventually(lambda: (o := user_ns.get("atomicpipeline", "orphan"))
+                         and kstatus(o) == "Failed" and o,
+                         timeout=MISSING_AGENT_GRACE + 15, what="orphan Failed (kstatus)")
+    assert time.monotonic() - started >= MISSING_AGENT_GRACE - 1
+    stall = next(c for c in stalled["status"]["conditions"] if c["type"] == "Stalled")
+    assert stall["reason"] == "MissingAgent" and "never-created" in stall["message"], stall
     for kind, name in (("atomicagent", "no-secret"), ("atomicagent", "task-processor"),
                        ("atomicagent", "rolling"), ("atomicpipeline", "analysis-to-tasks"),
-                       ("atomicpipeline", "broken")):
+                       ("atomicpipeline", "broken"), ("atomicpipeline", "orphan")):
         check_condition_shapes(user_ns.get(kind, name))

@@ -142,6 +142,22 @@ class MemoryApi:
         self._stamp(obj)
         return copy.deepcopy(obj)
 
+    async def create(self, obj: dict[str, Any], field_manager: str, *,
+                     dry_run: bool = False) -> dict[str, Any]:
+        """A creation under a generated name, validated by `refuse`."""
+        name = obj["metadata"].get("name") or obj["metadata"]["generateName"] + "abcde"
+        named = {**obj, "metadata": {**obj["metadata"], "name": name}}
+        path = object_path(named)
+        self.calls.append(Call("create", path, copy.deepcopy(obj), field_manager, dry_run))
+        complaint = self.refuse(named)
+        if complaint:
+            raise ApiError(422, "Invalid", complaint)
+        if path in self.objects:
+            raise ApiError(409, "AlreadyExists", f"{path} exists")
+        if dry_run:
+            return named
+        return self.put(named)
+
     async def delete(self, path: str) -> bool:
         self.calls.append(Call("delete", path))
         self._maybe_fail("delete", path)

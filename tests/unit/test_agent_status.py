@@ -166,6 +166,16 @@ def test_size_check_measures_the_stored_bytes_at_the_boundary() -> None:
         assert ("ConfigTooLarge" not in reasons) is fits, (delta, reasons)
 
 
+def test_the_size_message_names_the_kubectl_apply_limit() -> None:
+    """Issue 22 #20: the docs said about 900 KB, but plain `kubectl apply` refuses anything
+    over 256 KiB (its last-applied annotation); the message says how to apply such specs."""
+    agent = _padded(MAX_CONFIG_BYTES)
+    (problem,) = [p for p in check_agent(agent, runtime_config(agent, "a", "ns"))
+                  if p.reason == "ConfigTooLarge"]
+    assert "kubectl apply --server-side" in problem.message
+    assert "256 KiB" in problem.message
+
+
 @pytest.mark.parametrize("text", ["é" * 10, "\u2028 \"quoted\" \\ \n"])
 def test_size_check_counts_escapes_as_stored(text: str) -> None:
     agent = _agent({"spec": {"systemPrompt": {"background": [text]}}})

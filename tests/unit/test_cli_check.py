@@ -67,3 +67,18 @@ def test_namespaces_keep_agents_apart(tmp_path: Path) -> None:
     (tmp_path / "pipeline.yaml").write_text(yaml.safe_dump(example("analysis-to-tasks")))
     assert main(["check", "-f", str(tmp_path)]) == 1  # the pipeline is in default
     assert main(["check", "-f", str(tmp_path), "-n", "team-a"]) == 0
+
+
+def test_an_unterminated_template_fails_naming_the_field(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 22 #17: the same refusal as the webhook's, offline."""
+    bad = variant("analysis-to-tasks", {"spec": {"steps": [
+        {"name": "analyze", "agentRef": {"name": "content-analyzer"},
+         "input": {"content": {"template": "see ${input.content"}}}],
+        "output": {"from": "steps.analyze.output"}}})
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump_all([bad, example("content-analyzer")]))
+    assert main(["check", "-f", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "SchemasCompatible=False InvalidTemplate" in out, out
+    assert ("spec.steps[0].input.content.template: step analyze: the placeholder "
+            "'${input.content' is not closed") in out, out

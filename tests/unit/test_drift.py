@@ -3,7 +3,9 @@ errors end a reconcile for good rather than being retried."""
 
 from __future__ import annotations
 
-from atomic_operator.drift import diverged
+import json
+
+from atomic_operator.drift import OwnedFields, diverged, edited_by_others
 from atomic_operator.k8s import ApiError, gone_with_namespace
 from atomic_operator.reconcile.agent import refused_for_its_content
 
@@ -48,3 +50,34 @@ def test_which_api_errors_are_final() -> None:
     assert gone_with_namespace(ApiError(404, "NotFound", 'namespaces "t" not found'))
     assert not gone_with_namespace(ApiError(404, "NotFound", 'deployments.apps "a" not found'))
     assert not gone_with_namespace(ApiError(403, "Forbidden", "cannot patch deployments"))
+
+
+def _with_fields(fields: object, manager: str = "atomic-operator") -> dict[str, object]:
+    return {"kind": "Deployment", "metadata": {"name": "a", "namespace": "ns", "managedFields": [
+        {"manager": manager, "operation": "Apply", "fieldsV1": fields},
+        {"manager": "kube-controller-manager", "operation": "Update", "subresource": "status",
+         "fieldsV1": {"f:status": {}}}]}}
+
+
+ENV = {"f:spec": {"f:template": {"f:spec": {"f:containers": {'k:{"name":"agent"}': {
+    "f:env": {'k:{"name":"A"}': {".": {}, "f:value": {}},
+              'k:{"name":"B"}': {".": {}, "f:value": {}}}}}}}}}
+
+
+def test_a_field_taken_away_is_seen_though_the_editor_left_no_entry() -> None:
+    """Issue 22 #15: a JSON patch removing an env var leaves no managedFields entry of the
+    editor (it owns nothing), so `edited_by_others` misses it; our own entry shrinks."""
+    owned = OwnedFields()
+    applied = _with_fields(ENV)
+    assert not owned.lost(applied)  # unknown until recorded: resume's job
+    owned.record(applied)
+    assert not owned.lost(_with_fields(ENV))
+    removed = json.loads(json.dumps(ENV).replace(', "k:{\\"name\\":\\"B\\"}": {".": {}, '
+                                                 '"f:value": {}}', ""))
+    assert removed != ENV
+    edited = _with_fields(removed)
+    assert not edited_by_others(edited)
+    assert owned.lost(edited)
+    assert owned.lost(_with_fields(ENV, manager="someone-else"))  # ours gone entirely
+    owned.forget(applied)
+    assert not owned.lost(edited) and len(owned) == 0

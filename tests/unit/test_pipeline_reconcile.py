@@ -243,3 +243,129 @@ async def test_a_token_secret_not_there_yet_renders_and_its_arrival_rolls_the_ru
     client.data["agent-token"] = {"token": b64(TOKEN)}
     await reconcile_through_the_runner(world, client)
     assert world.status()["configHash"] != before
+
+
+async def test_a_ready_runner_is_not_ready_while_an_agent_is_missing() -> None:
+    """Issue 22 #16: Ready=True with AgentsReady=False. A run needs every agent."""
+    world = World()
+    del world.agents["task-processor"]
+    await world.reconcile()
+    await follow_runner(world.env(), world.api.get(PIPELINE),
+                        available(world.api.get(DEPLOYMENT), 1))
+    ready = world.condition("Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "AgentsNotReady")
+    assert "task-processor (no such AtomicAgent)" in ready["message"]
+    assert world.condition("AgentsReady")["status"] == "False"
+    assert world.condition("Reconciling")["status"] == "True"
+    world.agents["task-processor"] = agent("task-processor")
+    await follow_runner(world.env(), world.api.get(PIPELINE),
+                        available(world.api.get(DEPLOYMENT), 1))
+    assert world.condition("Ready")["status"] == "True"
+
+
+SERVICE = resource_path("v1", "Service", NS, "analysis-to-tasks")
+
+
+async def test_a_hand_edit_that_gets_our_apply_refused_is_repaired_with_the_others() -> None:
+    """Issue 22 #14: a cpu limit of 1m put on the runner's Deployment made every apply
+    refused; the pipeline went RejectedByApiServer blaming `spec`, and its deleted Service
+    was never restored. The rendered Deployment is valid on its own, so the child is
+    replaced, and the Service is repaired in the same reconcile."""
+    world = World()
+    await world.reconcile()
+    await follow_runner(world.env(), world.api.get(PIPELINE),
+                        available(world.api.get(DEPLOYMENT), 1))
+    world.api.update(DEPLOYMENT, {"spec": {"template": {"spec": {"containers": [
+        {"name": "runner", "resources": {"limits": {"cpu": "1m"}}}]}}}})
+    del world.api.objects[SERVICE]
+
+    def refuse(obj: dict[str, Any]) -> str | None:
+        stored = world.api.objects.get(resource_path("apps/v1", "Deployment", NS,
+                                                     obj["metadata"]["name"]))
+        if obj["kind"] == "Deployment" and stored and "cpu" in json.dumps(
+                stored["spec"]["template"]["spec"]["containers"][0].get("resources", {})
+                .get("limits", {})):
+            return "spec.template.spec.containers[0].resources.requests: must be <= limit"
+        return None
+
+    world.api.refuse = refuse
+    world.api.fail[("merge_patch", DEPLOYMENT)] = 422  # a merge patch keeps the limit too
+    result = await world.reconcile()
+    assert result.result == "applied", result
+    assert [c.method for c in world.api.calls if c.path == DEPLOYMENT] == [
+        "apply", "merge_patch", "delete", "apply"]
+    probe = next(c for c in world.api.calls if c.method == "create")
+    assert probe.dry_run and probe.body["metadata"]["generateName"] == "analysis-to-tasks"
+    assert SERVICE in world.api.objects
+    limits = world.api.get(DEPLOYMENT)["spec"]["template"]["spec"]["containers"][0][
+        "resources"].get("limits", {})
+    assert "cpu" not in limits
+    (replaced,) = [e for e in world.events if e[1] == "ChildReplaced"]
+    assert replaced[0] == "Warning"
+    assert replaced[2].startswith("Deployment analysis-to-tasks: replaced")
+    assert world.condition("Ready")["reason"] != "RejectedByApiServer"
+
+
+async def test_a_refusal_while_repairing_names_the_child_and_other_children_go_on() -> None:
+    """A repair the API server refuses even for the rendered child alone (say a policy
+    installed later): the problem names the child, not `spec`, the other children are
+    still repaired, and the reconcile is retried (it raises)."""
+    world = World()
+    await world.reconcile()
+    del world.api.objects[SERVICE]
+    world.api.refuse = lambda obj: ("denied by policy" if obj["kind"] == "Deployment"
+                                    else None)
+    world.api.fail[("merge_patch", DEPLOYMENT)] = 422
+    try:
+        await world.reconcile()
+    except ApiError as err:
+        assert err.status == 422
+    else:
+        raise AssertionError("a refused repair must be retried")
+    assert SERVICE in world.api.objects
+    assert not [c for c in world.api.calls if c.method == "delete"]
+    ready = world.condition("Ready")
+    assert ready["reason"] == "RejectedByApiServer"
+    assert ready["message"].startswith("Deployment analysis-to-tasks: denied by policy")
+
+
+async def test_a_missing_agent_stalls_the_pipeline_after_the_grace() -> None:
+    """Issue 22 #19: kstatus kept a pipeline whose agent never arrives InProgress forever
+    (Flux waits for its own timeout). After the operator's grace it is Degraded/Stalled."""
+    from datetime import UTC, datetime, timedelta
+
+    from atomic_operator.api.pipeline import AtomicPipelineStatus
+    from atomic_operator.reconcile.pipeline import (
+        PipelineObservation,
+        pipeline_status,
+        stall_due,
+    )
+
+    world = World()
+    del world.agents["task-processor"]
+    await world.reconcile()
+    assert world.condition("SchemasCompatible")["reason"] == "MissingAgent"
+    assert world.condition("Stalled")["status"] == "False"
+    assert world.condition("Reconciling")["status"] == "True"
+    grace = OperatorSettings().missing_agent_grace_seconds
+    status = AtomicPipelineStatus.model_validate(world.status())
+    due = stall_due(status, grace)
+    assert due is not None and grace - 5 < due <= grace + 1
+    body = world.api.get(PIPELINE)
+    since = datetime.strptime(world.condition("SchemasCompatible")["lastTransitionTime"],
+                              "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    for elapsed, stalled in ((grace - 1, False), (grace, True)):
+        outcome = pipeline_status(body, PipelineObservation(
+            world.agents, missing_agent_grace=grace, now=since + timedelta(seconds=elapsed)))
+        conditions = {c.type: c for c in outcome.status.conditions}
+        assert (conditions["Stalled"].status == "True") is stalled, conditions
+        if stalled:
+            assert conditions["Stalled"].reason == "MissingAgent"
+            assert conditions["Degraded"].message.startswith(
+                "no AtomicAgent named task-processor in this namespace for over 120 s")
+            assert conditions["Reconciling"].status == "False"
+            assert stall_due(outcome.status, grace) is None  # nothing more to wait for
+    world.agents["task-processor"] = agent("task-processor")  # it arrives: recovers
+    outcome = pipeline_status(body, PipelineObservation(
+        world.agents, missing_agent_grace=grace, now=since + timedelta(seconds=grace * 2)))
+    assert {c.type: c.status for c in outcome.status.conditions}["Stalled"] == "False"

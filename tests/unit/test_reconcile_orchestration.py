@@ -272,3 +272,55 @@ async def test_forgetting_an_agent_drops_its_held_follow(monkeypatch: pytest.Mon
     reconciler.forget(agent)
     await asyncio.sleep(0.2)
     assert not again
+
+
+def _pod(name: str, reason: str | None, message: str = "") -> dict[str, Any]:
+    state = {"waiting": {"reason": reason, "message": message}} if reason else {"running": {}}
+    return {"kind": "Pod", "apiVersion": "v1",
+            "metadata": {"name": name, "namespace": "ns",
+                         "labels": {"atomicagents.io/agent": "task-processor"}},
+            "status": {"containerStatuses": [{"name": "agent", "state": state}]}}
+
+
+async def test_pods_stuck_pulling_their_image_are_named_in_status(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 22 #19: an agent whose image cannot be pulled said only "0/1 replicas
+    available". While it waits for pods, the pods are read and their waiting reason goes
+    to status (Degraded, so kstatus fails it); it clears once they are available."""
+    monkeypatch.setattr(runner, "POD_CHECK_SECONDS", 0.05)
+    monkeypatch.setattr(runner, "HOLD_SECONDS", 0.05)
+    world = World()
+    await world.reconcile()
+    reconciler = runner.AgentReconciler(world.api, OperatorSettings(), world.writer)
+    agent = world.api.get(AGENT)
+    world.api.put(_pod("task-processor-abc", "ImagePullBackOff",
+                       'Back-off pulling image "nope/agent:1"'))
+    world.api.put(_pod("task-processor-def", "ErrImagePull"))
+    state = {"deployment": _rolled(world, 1, 0)}
+
+    async def follow_latest() -> None:
+        await reconciler.follow(world.api.get(AGENT), state["deployment"],
+                                again=follow_latest, hold=False, logger=logging.getLogger())
+
+    await reconciler.follow(agent, state["deployment"], again=follow_latest,
+                            logger=logging.getLogger())
+    await asyncio.sleep(0.3)
+    conditions = {c["type"]: c for c in world.api.get(AGENT)["status"]["conditions"]}
+    assert (conditions["Degraded"]["status"], conditions["Degraded"]["reason"]) == (
+        "True", "ImagePullBackOff")
+    assert conditions["Degraded"]["message"] == (
+        'pod task-processor-abc (and 1 more pods): container agent: ImagePullBackOff: '
+        'Back-off pulling image "nope/agent:1"')
+    assert conditions["Ready"]["reason"] == "Unavailable"
+    assert "ImagePullBackOff" in conditions["Ready"]["message"]
+    assert conditions["Stalled"]["status"] == "True"
+    lists = [c for c in world.api.calls if c.method == "list" and "/pods" in c.path]
+    assert lists, world.api.calls
+    # the pods come up: the trouble clears with availability
+    state["deployment"] = _rolled(world, 1, 1)
+    await reconciler.follow(world.api.get(AGENT), state["deployment"], again=follow_latest,
+                            logger=logging.getLogger())
+    conditions = {c["type"]: c for c in world.api.get(AGENT)["status"]["conditions"]}
+    assert conditions["Ready"]["status"] == "True"
+    assert conditions["Degraded"]["status"] == "False"
+    assert not reconciler._pod_trouble

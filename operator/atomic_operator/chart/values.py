@@ -225,6 +225,11 @@ class Values(ValuesModel):
     rolls the agent's pods within this time. The operator never lists or watches Secrets
     (its RBAC on them is `get`)."""
 
+    missing_agent_grace_seconds: float = Field(default=120, ge=0, le=86400)
+    """How long a pipeline may name an AtomicAgent that does not exist before it is
+    Degraded (MissingAgent), so Flux's and Argo CD's health checks fail it instead of
+    waiting for their own timeout."""
+
     crds: Crds = Crds()
     """The CustomResourceDefinitions."""
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import kopf
 
+from atomic_operator.cli.logfold import install as install_log_folding
 from atomic_operator.webhook.settings import WebhookSettings
 
 
@@ -76,6 +77,9 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("kopf.objects").addFilter(_RefusalsAreInfo())
     # One access-log line per admission review is noise; refusals are logged by kopf.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # An API server outage repeats the same errors many times a minute: one line each
+    # per interval, with a count
+    install_log_folding(float(os.environ.get("ATOMIC_OPERATOR_LOG_FOLD_SECONDS", "60")))
     kopf.run(standalone=True, clusterwide=not args.namespace, namespaces=args.namespace,
              liveness_endpoint=args.liveness or None)
     return 0

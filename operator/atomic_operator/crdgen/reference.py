@@ -101,7 +101,9 @@ WEBHOOK_CHECKS: dict[str, list[str]] = {
         "- `spec.model.mode`: a mode the provider's client accepts:",
         *_modes(),
         "- `spec.imagePullPolicy`: `Never` needs `spec.image`",
-        "- `spec`: the rendered configuration fits a ConfigMap (about 900 KB)",
+        "- `spec`: the rendered configuration fits a ConfigMap (about 900 KB; plain "
+        "`kubectl apply` refuses objects over 256 KiB before that, use `--server-side` or "
+        "`kubectl create`)",
         "- `spec.pod` and every other field that reaches a child: the children it renders "
         "pass the API server's dry run (an `affinity` is passed through untyped)",
     ],
@@ -115,8 +117,10 @@ WEBHOOK_CHECKS: dict[str, list[str]] = {
         "- `spec.steps`: no dependency cycle; a step without bindings is fed by at most one "
         "step",
         "",
-        "Whether the agents exist and their schemas fit is checked in status "
-        "(`SchemasCompatible`), never at admission, so a GitOps sync in any order works.",
+        "- against the agents it names that exist (read by name at admission): every edge "
+        "fits, with the message status gives (`SchemasCompatible`); agents that do not "
+        "exist yet are an admission warning naming them (`kubectl` prints it), never a "
+        "refusal, so a GitOps sync in any order works.",
     ],
 }
 

@@ -16,6 +16,7 @@ from atomic_operator.runner import AgentReconciler
 from atomic_operator.webhook.review import (
     agent_problems,
     pipeline_problems,
+    pipeline_review,
     refusal,
     refused_children,
     spec_unchanged,
@@ -46,6 +47,13 @@ async def validate_agent(*, body: kopf.Body, memo: Any, **kwargs: Any) -> None:
 
 @kopf.on.validate(GROUP, VERSION, "atomicpipelines", id="validate-pipeline",
                   operations=OPERATIONS, ignore_failures=IGNORE_FAILURES)
-def validate_pipeline(*, body: kopf.Body, **kwargs: Any) -> None:
-    if not spec_unchanged(body, kwargs.get("old")):
-        _refuse(pipeline_problems(body))
+async def validate_pipeline(*, body: kopf.Body, memo: Any, warnings: list[str],
+                            **kwargs: Any) -> None:
+    if spec_unchanged(body, kwargs.get("old")):
+        return
+    problems = pipeline_problems(body)
+    if not problems:  # only a valid pipeline is checked against its agents
+        reconciler: AgentReconciler = memo.reconciler
+        problems, missing = await pipeline_review(reconciler.client, body)
+        warnings.extend(missing)
+    _refuse(problems)

@@ -11,6 +11,7 @@ from atomic_operator.handlers.dispatch import reconcile_named
 from atomic_operator.handlers.indexes import Indexes, IndexView, own_copy
 from atomic_operator.handlers.types import Logger
 from atomic_operator.k8s.kinds import ATOMIC_AGENT, ATOMIC_PIPELINE
+from atomic_operator.reconcile.pipeline import stall_due
 from atomic_operator.reconcile.pipeline_children import (
     PipelineEnv,
     PipelineResult,
@@ -122,8 +123,17 @@ async def reconcile_pipeline_body(body: Mapping[str, Any], trigger: str, memo: A
             return follow_runner(env, body, deployment)
         return reconcile_pipeline(env, body)
 
-    return await reconciler.pipeline(body, trigger, work, agents=agents, external=external,
-                                     renders=deployment is None, logger=logger)
+    result = await reconciler.pipeline(body, trigger, work, agents=agents, external=external,
+                                       renders=deployment is None, logger=logger)
+    if result is not None:
+        due = stall_due(result.outcome.status, reconciler.settings.missing_agent_grace_seconds)
+        if due is not None:
+            # nothing else may happen while the agent stays missing: look again when the
+            # grace ends, so the pipeline turns Degraded (kstatus: Failed) on time
+            reconciler.later((namespace, f"{ATOMIC_PIPELINE.kind}/{name}/missing-agent"),
+                             lambda: reconcile_pipeline_named(namespace, name, "grace-ended",
+                                                              memo, kwargs, logger), due)
+    return result
 
 
 async def reconcile_pipeline_named(namespace: str, name: str, trigger: str, memo: Any,

@@ -37,7 +37,7 @@ async def deployment_event(*, type: str, body: kopf.Body, namespace: str | None,
         return
     pipeline = labels.get(PIPELINE_LABEL)
     if pipeline:
-        trigger = _child_trigger(type, body)
+        trigger = _child_trigger(type, body, memo.reconciler)
         await reconcile_pipeline_named(namespace, pipeline, trigger or "runner-changed", memo,
                                        kwargs, logger, None if trigger else body)
         return
@@ -45,11 +45,9 @@ async def deployment_event(*, type: str, body: kopf.Body, namespace: str | None,
     if not owner:
         return
     indexes = Indexes.from_kwargs(kwargs)
-    if type == "DELETED":
-        await reconcile_named(namespace, owner, "child-deleted", memo, indexes, logger)
-        return
-    if edited_by_others(body):
-        await reconcile_named(namespace, owner, "child-edited", memo, indexes, logger)
+    trigger = _child_trigger(type, body, memo.reconciler)
+    if trigger is not None:
+        await reconcile_named(namespace, owner, trigger, memo, indexes, logger)
         return
     await _follow(memo.reconciler, namespace, owner, body, indexes, logger, hold=True)
 
@@ -68,15 +66,17 @@ async def _follow(reconciler: AgentReconciler, namespace: str, owner: str,
         agent, deployment, logger=logger,
         external=indexes.external_autoscalers(namespace, owner),
         pipelines=indexes.pipelines_of(namespace, owner), hpa=indexes.hpa(namespace, owner),
-        again=(lambda: _follow(reconciler, namespace, owner, None, indexes, logger,
-                               hold=False)) if hold else None)
+        again=lambda: _follow(reconciler, namespace, owner, None, indexes, logger,
+                              hold=False), hold=hold)
 
 
-def _child_trigger(type: str, body: kopf.Body) -> str | None:
-    """Why a child's event needs a reconcile (deleted, edited by others), or None."""
+def _child_trigger(type: str, body: kopf.Body, reconciler: AgentReconciler) -> str | None:
+    """Why a child's event needs a reconcile (deleted, edited by others, a field we apply
+    taken away), or None."""
     if type == "DELETED":
+        reconciler.owned.forget(body)
         return "child-deleted"
-    if edited_by_others(body):
+    if edited_by_others(body) or reconciler.owned.lost(body):
         return "child-edited"
     return None
 
@@ -89,7 +89,7 @@ def _register_child(kind: Kind) -> None:
                           **kwargs: Any) -> None:
         if not namespace or type is None:
             return
-        trigger = _child_trigger(type, body)
+        trigger = _child_trigger(type, body, memo.reconciler)
         if trigger is None:
             if kind == HPA and (owner := labels.get(AGENT_LABEL)):
                 # the operator's own HPA said something of itself (its status conditions,

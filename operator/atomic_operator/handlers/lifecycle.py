@@ -101,6 +101,7 @@ async def cleanup(*, memo: Any, **_: Any) -> None:
             await task
     reconciler: AgentReconciler | None = memo.get("reconciler")
     if reconciler is not None:
+        await reconciler.cancel_later()  # held follows and pod checks use the client too
         await reconciler.client.close()
         if reconciler.autoscalers is not None:
             await reconciler.autoscalers.session.close()

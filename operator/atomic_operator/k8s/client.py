@@ -19,7 +19,7 @@ from urllib.parse import quote
 import aiohttp
 import orjson
 
-from atomic_operator.k8s.resources import object_path
+from atomic_operator.k8s.resources import object_path, resource_path
 
 
 class ApiError(Exception):
@@ -40,7 +40,7 @@ def gone_with_namespace(err: ApiError) -> bool:
 
 
 class Api(Protocol):
-    """The four calls a reconcile makes. `KubeClient` speaks them to an API server; unit
+    """The calls a reconcile makes. `KubeClient` speaks them to an API server; unit
     tests of the orchestration pass an in-memory double (tests/support/memory_api.py)."""
 
     async def apply(self, obj: dict[str, Any], field_manager: str, *,
@@ -50,6 +50,9 @@ class Api(Protocol):
                           ) -> dict[str, Any]: ...
 
     async def delete(self, path: str) -> bool: ...
+
+    async def create(self, obj: dict[str, Any], field_manager: str, *,
+                     dry_run: bool = False) -> dict[str, Any]: ...
 
     async def list(self, path: str, label_selector: dict[str, str] | None = None
                    ) -> list[dict[str, Any]]: ...
@@ -154,6 +157,16 @@ class KubeClient:
 
     async def get(self, path: str) -> dict[str, Any]:
         return await self._request("GET", path)
+
+    async def create(self, obj: dict[str, Any], field_manager: str, *,
+                     dry_run: bool = False) -> dict[str, Any]:
+        """POST to the collection (a `generateName` names it)."""
+        meta = obj["metadata"]
+        params = {"fieldManager": field_manager}
+        if dry_run:
+            params["dryRun"] = "All"
+        path = resource_path(obj["apiVersion"], obj["kind"], meta["namespace"])
+        return await self._request("POST", path, body=obj, params=params)
 
     async def merge_patch(self, path: str, patch: dict[str, Any], field_manager: str
                           ) -> dict[str, Any]:

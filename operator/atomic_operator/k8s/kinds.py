@@ -50,12 +50,15 @@ ENDPOINT_SLICE = Kind("discovery.k8s.io/v1", "EndpointSlice", "endpointslices")
 """Read only: where the custom autoscaler finds the Ready pods' metrics addresses."""
 SCALED_OBJECT = Kind("keda.sh/v1alpha1", "ScaledObject", "scaledobjects")
 """KEDA's; served only where KEDA is installed (the operator never requires it)."""
+POD = Kind("v1", "Pod", "pods")
+"""Read only (list, by an agent's label): why its pods are not available, while they are
+not (`runner.PodChecks`)."""
 ATOMIC_AGENT = Kind(API_VERSION, "AtomicAgent", "atomicagents")
 ATOMIC_PIPELINE = Kind(API_VERSION, "AtomicPipeline", "atomicpipelines")
 
 KINDS: dict[str, Kind] = {k.kind: k for k in (
     CONFIG_MAP, SECRET, SERVICE, DEPLOYMENT, HPA, PDB, NETWORK_POLICY, ENDPOINT_SLICE,
-    SCALED_OBJECT,
+    SCALED_OBJECT, POD,
     ATOMIC_AGENT, ATOMIC_PIPELINE)}
 """By kind name, for URL paths."""
 

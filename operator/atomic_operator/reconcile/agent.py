@@ -15,7 +15,8 @@ from pydantic import ValidationError
 
 from atomic_operator.api import AtomicAgent
 from atomic_operator.checks import check_agent
-from atomic_operator.conditions import find
+from atomic_operator.conditions import Cond, find
+from atomic_operator.drift import OwnedFields
 from atomic_operator.k8s import Api, ApiError, resource_path
 from atomic_operator.k8s.kinds import AGENT, DEPLOYMENT, HPA, optional_children
 from atomic_operator.metrics import REPLICA_WRITES
@@ -25,6 +26,7 @@ from atomic_operator.reconcile.agent_status import (
     agent_status,
     has_spec_problem,
     progress_only,
+    waiting_for_pods,
 )
 from atomic_operator.reconcile.converge import apply_child, dry_run
 from atomic_operator.reconcile.status_writer import Event, StatusWriter
@@ -68,6 +70,10 @@ class AgentEnv:
     """What the operator's own HPA says of itself (mode hpa; from the indexes)."""
     pipelines: tuple[str, ...] | None = None
     """Pipelines that call the agent (from the indexes), listed in its status."""
+    owned: OwnedFields | None = None
+    """What each child's last apply owned, to see fields taken away (`drift.OwnedFields`)."""
+    pod_trouble: Cond | None = None
+    """Why the agent's pods are stuck, as last read from them (`runner` reads them)."""
 
 
 @dataclass
@@ -83,6 +89,8 @@ class AgentOutcome:
     replicas_written: int | None = None
     held: bool = False
     """A rollout's progress was not written yet (`follow_deployment`'s `hold`)."""
+    waiting_for_pods: bool = False
+    """Not Ready only because pods are not available: the pods may say why."""
 
 
 def parse_agent(body: Mapping[str, Any]) -> AtomicAgent | list[SpecProblem]:
@@ -100,10 +108,14 @@ def refused_for_its_content(err: ApiError) -> bool:
         err.status == 500 and err.message.startswith("failed to create typed patch object"))
 
 
-def rejected(err: ApiError) -> SpecProblem:
+def rejected(err: ApiError, child: Mapping[str, Any] | None = None) -> SpecProblem:
     """A refusal of a rendered child, as the agent's problem (the message names the child's
-    field, e.g. spec.template.spec.affinity...)."""
-    return SpecProblem("spec", "RejectedByApiServer", err.message)
+    field, e.g. spec.template.spec.affinity...). Refused for a new spec, the spec is to
+    blame; refused while only repairing (the spec did not change), the child is named."""
+    if child is None:
+        return SpecProblem("spec", "RejectedByApiServer", err.message)
+    return SpecProblem(f"{child['kind']} {child['metadata']['name']}", "RejectedByApiServer",
+                       err.message)
 
 
 def _identity(body: Mapping[str, Any]) -> AgentIdentity:
@@ -172,8 +184,17 @@ async def reconcile_agent(env: AgentEnv, body: Mapping[str, Any]) -> AgentOutcom
             # creation that is the Deployment, the one every agent has.
             await dry_run(env.client, order[1:], AGENT)
         deployment: dict[str, Any] = {}
+        refusals: list[SpecProblem] = []
+        repairs: list[Event] = []  # children replaced: posted whether or not status changes
         for child in order:
-            live = await apply_child(env.client, child)
+            try:
+                live = await apply_child(env.client, child, env.owned, repairs)
+            except ApiError as err:
+                if first_time or spec_changed or not refused_for_its_content(err):
+                    raise
+                # a repair (the spec did not change): the other children are still repaired
+                refusals.append(rejected(err, child))
+                continue
             outcome.applied.append(child["kind"])
             if child["kind"] == DEPLOYMENT.kind:
                 deployment = live
@@ -181,6 +202,11 @@ async def reconcile_agent(env: AgentEnv, body: Mapping[str, Any]) -> AgentOutcom
         if refused_for_its_content(err):
             return await _report_problems(env, body, agent, [rejected(err)])
         raise
+    for event in repairs:
+        env.status.emit(body, event)
+    if refusals:
+        await _report_problems(env, body, agent, refusals)
+        raise ApiError(422, "RejectedByApiServer", "; ".join(map(str, refusals)))
     plan = plan_replicas(agent.spec, observe_deployment(deployment, env.external,
                                                         env.autoscaler, env.hpa))
     deployment = await write_replicas(env.client, who, plan, deployment)
@@ -205,8 +231,10 @@ async def reconcile_agent(env: AgentEnv, body: Mapping[str, Any]) -> AgentOutcom
     outcome.events.extend(_scaling_events(status, plan))
     wanted = agent_status(agent, who.name, who.namespace, generation, status,
                           AgentObservation(deployment, plan, rendered.config_hash,
-                                           pipelines=env.pipelines),
+                                           pipelines=env.pipelines,
+                                           pod_trouble=env.pod_trouble),
                           env.settings.cluster_domain)
+    outcome.waiting_for_pods = waiting_for_pods(wanted)
     outcome.status_patch = await env.status.write(body, wanted, outcome.events)
     return outcome
 
@@ -243,8 +271,10 @@ async def follow_deployment(env: AgentEnv, body: Mapping[str, Any],
             outcome.events.append(on_write)
         outcome.events.extend(_scaling_events(status, plan))
     wanted = agent_status(agent, who.name, who.namespace, body["metadata"].get("generation"),
-                          status, AgentObservation(live, plan, pipelines=env.pipelines),
+                          status, AgentObservation(live, plan, pipelines=env.pipelines,
+                                                   pod_trouble=env.pod_trouble),
                           env.settings.cluster_domain)
+    outcome.waiting_for_pods = waiting_for_pods(wanted)
     if hold and not outcome.events and progress_only(status, wanted):
         outcome.held = True
         return outcome

@@ -21,6 +21,7 @@ from typing import Any
 from atomic_operator.api import AtomicAgent, AtomicAgentStatus
 from atomic_operator.conditions import (
     DEPLOYMENT_READY_REASONS,
+    Cond,
     deployment_conditions,
     find,
     merge_conditions,
@@ -51,6 +52,10 @@ class AgentObservation:
     pipelines: Sequence[str] | None = None
     """The pipelines that call the agent (from the operator's index); None keeps them."""
 
+    pod_trouble: Cond | None = None
+    """Why pods are stuck (a Degraded condition from `conditions.pod_trouble`), as last
+    read from the pods while the agent was not available."""
+
 
 def agent_status(agent: AtomicAgent | None, name: str, namespace: str,
                  generation: int | None, previous: Mapping[str, Any],
@@ -73,6 +78,12 @@ def agent_status(agent: AtomicAgent | None, name: str, namespace: str,
     plan = seen.replicas
     deployment = seen.deployment or {}
     wanted = deployment_conditions(deployment, plan.desired)
+    trouble = seen.pod_trouble
+    if trouble is not None and wanted[0].status == "False" and wanted[2].status == "False":
+        # the Deployment only counts the pods unavailable; the pods say why
+        ready, progressing, _ = wanted
+        wanted = [Cond("Ready", "False", ready.reason, f"{ready.message}: {trouble.message}"),
+                  progressing, trouble]
     if plan.scaling is not None:
         wanted.append(plan.scaling)
     cond_generation = generation if applied else previous.get("observedGeneration")
@@ -93,6 +104,13 @@ def agent_status(agent: AtomicAgent | None, name: str, namespace: str,
 
 ROLLOUT_REASONS = frozenset({"RollingOut", "Unavailable"})
 """Ready reasons of an agent whose pods are on their way (not a failure, not a problem)."""
+
+
+def waiting_for_pods(status: AtomicAgentStatus) -> bool:
+    """Not Ready only because pods are not (yet) available: the case where the pods may
+    say why (`conditions.pod_trouble`)."""
+    ready = next((c for c in status.conditions if c.type == "Ready"), None)
+    return ready is not None and ready.status == "False" and ready.reason in ROLLOUT_REASONS
 
 
 def progress_only(previous: Mapping[str, Any], wanted: AtomicAgentStatus) -> bool:

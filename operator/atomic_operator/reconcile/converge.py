@@ -7,7 +7,10 @@ result is a second port named `http`, which the API server refuses, or a stray v
 When apply is refused (422) or leaves the child different from what was rendered, a merge
 patch of the rendered object replaces those lists whole (RFC 7386 replaces arrays) and the
 apply is repeated to own the fields again. Fields nobody renders (a Service's clusterIP,
-an annotation `kubectl rollout restart` adds) are kept.
+an annotation `kubectl rollout restart` adds) are kept. When even that is refused although
+the rendered child is valid on its own (a field someone else added, such as a cpu limit
+under our cpu request, which neither apply nor a merge patch removes), the child is
+deleted and applied afresh.
 """
 
 from __future__ import annotations
@@ -15,10 +18,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from atomic_operator.drift import diverged
+from atomic_operator.drift import OwnedFields, diverged
 from atomic_operator.k8s import Api, ApiError
 from atomic_operator.k8s.kinds import Owner, refusable_kinds
 from atomic_operator.k8s.resources import object_path
+from atomic_operator.reconcile.status_writer import Event
 from atomic_operator.settings import FIELD_MANAGER
 
 
@@ -32,25 +36,59 @@ async def dry_run(client: Api, children: Iterable[dict[str, Any]], owner: Owner)
             await client.apply(child, FIELD_MANAGER, dry_run=True)
 
 
-async def apply_child(client: Api, child: dict[str, Any]) -> dict[str, Any]:
-    """The child applied and, if a hand edit re-keyed one of its lists, repaired."""
+async def apply_child(client: Api, child: dict[str, Any], owned: OwnedFields | None = None,
+                      notes: list[Event] | None = None) -> dict[str, Any]:
+    """The child applied and, if a hand edit re-keyed one of its lists or made the apply
+    refused, repaired. `owned` remembers what the apply owns (`drift.OwnedFields`); a repair
+    that replaced the child is told in `notes` as a Warning event naming it."""
     try:
         live = await client.apply(child, FIELD_MANAGER)
     except ApiError as err:
         if err.status != 422:
             raise
-        return await _replace(client, child, refusal=err)
-    if diverged(child, live):
-        return await _replace(client, child, refusal=None)
+        live = await _replace(client, child, refusal=err, notes=notes)
+    else:
+        if diverged(child, live):
+            live = await _replace(client, child, refusal=None, notes=notes)
+    if owned is not None:
+        owned.record(live)
     return live
 
 
-async def _replace(client: Api, child: dict[str, Any], refusal: ApiError | None
-                   ) -> dict[str, Any]:
+def child_name(child: dict[str, Any]) -> str:
+    return f"{child['kind']} {child['metadata']['name']}"
+
+
+async def _replace(client: Api, child: dict[str, Any], refusal: ApiError | None,
+                   notes: list[Event] | None) -> dict[str, Any]:
     try:
         await client.merge_patch(object_path(child), child, FIELD_MANAGER)
     except ApiError as err:
-        if refusal is not None and err.status in (404, 422):
+        if refusal is None or err.status not in (404, 422):
+            raise
+        if err.status == 404 or not await accepted_alone(client, child):
             raise refusal from err  # not drift: the API server refuses what we render
-        raise
+        # What we render is valid on its own, so a field someone else set on the live
+        # object (owned by them, so apply keeps it) makes it invalid, e.g. a cpu limit
+        # under our cpu request. Apply cannot remove another manager's field: the child
+        # is replaced by what we render.
+        await client.delete(object_path(child))
+        if notes is not None:
+            notes.append(("Warning", "ChildReplaced",
+                          f"{child_name(child)}: replaced, because a hand edit made the "
+                          f"operator's apply refused: {refusal.message}"))
     return await client.apply(child, FIELD_MANAGER)
+
+
+async def accepted_alone(client: Api, child: dict[str, Any]) -> bool:
+    """Whether the API server accepts the rendered child on its own (a dry-run creation
+    under a generated name, so neither the live object nor any other is involved)."""
+    meta = {k: v for k, v in child["metadata"].items() if k != "name"}
+    probe = {**child, "metadata": {**meta, "generateName": child["metadata"]["name"][:57]}}
+    try:
+        await client.create(probe, FIELD_MANAGER, dry_run=True)
+    except ApiError as err:
+        if err.status in (400, 422):
+            return False
+        raise
+    return True

@@ -4,14 +4,15 @@ The one status function of the kind: every trigger (the pipeline's own events, i
 Deployment, an agent it names changing) calls `pipeline_status`, and `StatusWriter` writes
 the result. SchemasCompatible is the type check; Ready, Progressing and Degraded follow the
 runner's Deployment (as an agent's follow its own), except that an incompatible pipeline is
-never Ready (its runner stays unready, see docs/pipelines.md); AgentsReady says which agents
-have no ready replica.
+never Ready (its runner stays unready, see docs/pipelines.md), nor one whose agents are not
+all ready (AgentsReady, which names the agents without a ready replica, is part of Ready).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -20,6 +21,7 @@ from atomic_operator.api.pipeline import AtomicPipeline, AtomicPipelineStatus
 from atomic_operator.conditions import (
     Cond,
     deployment_conditions,
+    find,
     merge_conditions,
     problem_conditions,
 )
@@ -50,6 +52,13 @@ class PipelineObservation:
     """Why the runner could not be applied (a name taken by an agent, a refusal)."""
 
     cluster_domain: str = "cluster.local"
+
+    missing_agent_grace: float | None = None
+    """Seconds an agent may be missing before the pipeline is Degraded (MissingAgent);
+    None never (offline checks)."""
+
+    now: datetime | None = None
+    """The time the grace is measured against (the current time when None)."""
 
 
 @dataclass
@@ -102,8 +111,12 @@ def _runtime_conditions(seen: PipelineObservation, compatible: Cond, agents: Con
         ready = Cond("Ready", "False", compatible.reason,
                      f"the runner stays unready while the pipeline is incompatible: "
                      f"{compatible.message}")
-    elif ready.status == "False" and agents.status == "False":
+    elif agents.status == "False" and ready.status == "False":
         ready = Cond("Ready", "False", ready.reason, f"{ready.message}; {agents.message}")
+    elif agents.status == "False":
+        # the runner's pods are up, but a run needs every agent: not Ready until they are
+        ready = Cond("Ready", "False", agents.reason,
+                     f"the runner is available but {agents.message}")
     return [ready, *rest]
 
 
@@ -131,11 +144,17 @@ def pipeline_status(body: Mapping[str, Any], seen: PipelineObservation) -> Pipel
     compatible = compatibility(pipeline, check, seen.agents)
     names = sorted({s.agent_ref.name for s in pipeline.spec.steps})
     agents = agents_ready(names, seen.agents)
+    runtime = _runtime_conditions(seen, compatible, agents)
+    if missing_too_long(previous, compatible, seen) and not seen.problems:
+        runtime = [c for c in runtime if c.type != "Degraded"] + [Cond(
+            "Degraded", "True", "MissingAgent",
+            f"{compatible.message} for over {seen.missing_agent_grace:g} s "
+            "(the operator's missingAgentGraceSeconds); create it or fix agentRef")]
     fields: dict[str, Any] = {
         "observedGeneration": generation, "stepCount": len(pipeline.spec.steps),
         "executionOrder": check.waves,
         "conditions": merge_conditions(
-            previous, [compatible, agents, *_runtime_conditions(seen, compatible, agents)],
+            previous, [compatible, agents, *runtime],
             generation, drop=() if seen.replicas and seen.replicas.scaling
             else (SCALING_ACTIVE,))}
     if seen.replicas is not None and seen.replicas.scaling is not None:
@@ -151,6 +170,46 @@ def pipeline_status(body: Mapping[str, Any], seen: PipelineObservation) -> Pipel
         fields["endpoint"] = runner_endpoint(meta["name"], meta["namespace"],
                                              seen.cluster_domain)
     return PipelineOutcome(_status(stored, **fields), check.problems, names, check)
+
+
+def missing_since(previous: Sequence[Mapping[str, Any]], compatible: Cond) -> datetime | None:
+    """Since when an agent the pipeline names has been missing (the stored
+    SchemasCompatible's transition time while its reason stays MissingAgent), or None."""
+    stored = find(previous, "SchemasCompatible")
+    if compatible.reason != "MissingAgent" or stored.get("reason") != "MissingAgent":
+        return None
+    stamp = stored.get("lastTransitionTime")
+    if isinstance(stamp, datetime):  # a model dumped in Python mode
+        return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+    try:
+        return datetime.strptime(str(stamp), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def missing_too_long(previous: Sequence[Mapping[str, Any]], compatible: Cond,
+                     seen: PipelineObservation) -> bool:
+    since = missing_since(previous, compatible)
+    if since is None or seen.missing_agent_grace is None:
+        return False
+    now = seen.now or datetime.now(UTC)
+    return (now - since).total_seconds() >= seen.missing_agent_grace
+
+
+def stall_due(status: AtomicPipelineStatus, grace: float, now: datetime | None = None
+              ) -> float | None:
+    """Seconds until a pipeline missing an agent turns Degraded (its status must be
+    computed again then: nothing else may happen meanwhile), or None when nothing is due."""
+    conditions = [c.model_dump(by_alias=True) for c in status.conditions]
+    compatible = find(conditions, "SchemasCompatible")
+    if find(conditions, "Degraded").get("reason") == "MissingAgent":
+        return None
+    since = missing_since(conditions, Cond("SchemasCompatible", "Unknown",
+                                           str(compatible.get("reason"))))
+    if since is None:
+        return None
+    elapsed = ((now or datetime.now(UTC)) - since).total_seconds()
+    return max(grace - elapsed, 0.0) + 1.0
 
 
 def check_of(pipeline: AtomicPipeline, agents: Mapping[str, Mapping[str, Any]]

@@ -24,12 +24,14 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from atomic_operator.api.pipeline import AtomicPipeline
-from atomic_operator.checks import MAX_CONFIG_BYTES
+from atomic_operator.checks import LARGE_SPEC_HINT, MAX_CONFIG_BYTES
 from atomic_operator.conditions import find
+from atomic_operator.drift import OwnedFields
 from atomic_operator.k8s import Api, ApiError
 from atomic_operator.k8s.kinds import DEPLOYMENT
 from atomic_operator.problems import SpecProblem
-from atomic_operator.reconcile.agent import write_replicas
+from atomic_operator.reconcile.agent import refused_for_its_content, rejected, write_replicas
+from atomic_operator.reconcile.converge import apply_child
 from atomic_operator.reconcile.pipeline import (
     PipelineObservation,
     PipelineOutcome,
@@ -59,6 +61,8 @@ class PipelineEnv:
     external: tuple[ExternalAutoscaler, ...] = ()
     secrets: ObjectIndex = field(default_factory=dict)
     """Key digests of the bearer-token Secrets of the agents it calls, read by name."""
+    owned: OwnedFields | None = None
+    """What each child's last apply owned, to see fields taken away (`drift.OwnedFields`)."""
 
 
 @dataclass
@@ -110,20 +114,33 @@ async def reconcile_pipeline(env: PipelineEnv, body: Mapping[str, Any]) -> Pipel
     first_time = status.get("configHash") is None
     spec_changed = not first_time and status.get("observedGeneration") != generation
     result = PipelineResult("applied", pipeline_status(body, PipelineObservation(env.agents)))
+    refusals: list[SpecProblem] = []
+    repairs: list[Event] = []  # children replaced: posted whether or not status changes
     try:
         if spec_changed:
             await env.client.apply(rendered.deployment, FIELD_MANAGER, dry_run=True)
         deployment: dict[str, Any] = {}
         for child in rendered.children if first_time else rendered.update_order:
-            live = await env.client.apply(child, FIELD_MANAGER)
+            try:
+                live = await apply_child(env.client, child, env.owned, repairs)
+            except ApiError as err:
+                if first_time or spec_changed or not refused_for_its_content(err):
+                    raise
+                # a repair (the spec did not change): the other children are still repaired
+                refusals.append(rejected(err, child))
+                continue
             result.applied.append(child["kind"])
             if child["kind"] == DEPLOYMENT.kind:
                 deployment = live
     except ApiError as err:
-        if err.status in (400, 422):
-            return await _blocked(env, body, [SpecProblem("spec", "RejectedByApiServer",
-                                                          err.message)])
+        if refused_for_its_content(err):
+            return await _blocked(env, body, [rejected(err)])
         raise
+    for event in repairs:
+        env.status.emit(body, event)
+    if refusals:
+        await _blocked(env, body, refusals)
+        raise ApiError(422, "RejectedByApiServer", "; ".join(map(str, refusals)))
     plan = plan_runner_replicas(pipeline.spec.runner.replicas,
                                 observe_deployment(deployment, env.external))
     deployment = await write_replicas(env.client, who, plan, deployment)
@@ -136,7 +153,8 @@ async def reconcile_pipeline(env: PipelineEnv, body: Mapping[str, Any]) -> Pipel
                               "rolling its pods"))
     result.outcome = pipeline_status(body, PipelineObservation(
         env.agents, deployment, plan, rendered.config_hash,
-        cluster_domain=env.settings.cluster_domain))
+        cluster_domain=env.settings.cluster_domain,
+        missing_agent_grace=env.settings.missing_agent_grace_seconds))
     result.events = [*_events(body, result.outcome), *result.events]
     return await _write(env, body, result)
 
@@ -151,7 +169,8 @@ async def follow_runner(env: PipelineEnv, body: Mapping[str, Any],
                                 observe_deployment(live, env.external))
     live = await write_replicas(env.client, _identity(body), plan, live)
     outcome = pipeline_status(body, PipelineObservation(
-        env.agents, live, plan, cluster_domain=env.settings.cluster_domain))
+        env.agents, live, plan, cluster_domain=env.settings.cluster_domain,
+        missing_agent_grace=env.settings.missing_agent_grace_seconds))
     result = PipelineResult("followed", outcome, replicas_written=plan.write)
     return await _write(env, body, result)
 
@@ -168,7 +187,8 @@ def _blocking_problems(who: AgentIdentity, agents: Mapping[str, Mapping[str, Any
     if size > MAX_CONFIG_BYTES:
         problems.append(SpecProblem(
             "spec", "ConfigTooLarge",
-            f"the runner's configuration is {size} bytes; a ConfigMap holds under 1 MiB"))
+            f"the runner's configuration is {size} bytes; a ConfigMap holds under 1 MiB "
+            f"({LARGE_SPEC_HINT})"))
     return problems
 
 
