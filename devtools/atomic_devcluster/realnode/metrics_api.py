@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -61,7 +62,27 @@ def metrics_server_argv(binary: Path, kubeconfig: Path, home: Path, port: int) -
             f"--cert-dir={home / 'metrics-server'}",
             # the kubelet's serving certificate is self-signed; it listens on the bridge
             "--kubelet-insecure-tls", "--kubelet-preferred-address-types=InternalIP",
-            "--kubelet-use-node-status-port", "--metric-resolution=10s"]
+            "--kubelet-use-node-status-port", "--metric-resolution=10s",
+            "--kubelet-request-timeout=5s"]  # must be shorter than the resolution
+
+
+def wait_available(kubectl: Callable[..., subprocess.CompletedProcess[str]],
+                   alive: Callable[[], str | None], timeout: float = 60.0) -> None:
+    """Until the aggregator says the APIService is Available; raise with why if it is not
+    (`alive` returns the metrics-server's log tail once it has exited)."""
+    deadline = time.monotonic() + timeout
+    status = ""
+    while time.monotonic() < deadline:
+        exited = alive()
+        if exited is not None:
+            raise RuntimeError(f"metrics-server exited:\n{exited}")
+        status = kubectl("get", "apiservice", API_SERVICE, "-o",
+                         "jsonpath={.status.conditions[?(@.type=='Available')].status}",
+                         check=False).stdout
+        if status == "True":
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"APIService {API_SERVICE} not Available after {timeout:.0f} s")
 
 
 def register(kubectl: Callable[..., subprocess.CompletedProcess[str]], port: int) -> None:

@@ -206,10 +206,17 @@ class RealNode:
     def _start_metrics_server(self, kubeconfig: Path,
                               kubectl: Callable[..., subprocess.CompletedProcess[str]]) -> None:
         assert self.binaries is not None
+        started = time.monotonic()
         port = _free_port()
-        self._spawn("metrics-server", metrics_api.metrics_server_argv(
+        proc = self._spawn("metrics-server", metrics_api.metrics_server_argv(
             self.binaries.metrics_server, kubeconfig, self.home, port))
         metrics_api.register(kubectl, port)
+        try:
+            metrics_api.wait_available(
+                kubectl, lambda: proc.tail() if proc.popen.poll() is not None else None)
+        except RuntimeError as err:
+            raise NodeError(str(err)) from None
+        self.timings["metrics API available"] = time.monotonic() - started
 
     def _start_kube_proxy(self, kubeconfig: Path) -> None:
         assert self.binaries is not None
