@@ -7,7 +7,7 @@ import json
 
 from atomic_operator.drift import OwnedFields, diverged, edited_by_others
 from atomic_operator.k8s import ApiError, gone_with_namespace
-from atomic_operator.reconcile.agent import refused_for_its_content
+from atomic_operator.reconcile.converge import refused_for_its_content
 
 SERVICE = {"spec": {"type": "ClusterIP", "selector": {"app": "a"},
                     "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}}

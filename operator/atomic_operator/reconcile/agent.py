@@ -28,7 +28,12 @@ from atomic_operator.reconcile.agent_status import (
     progress_only,
     waiting_for_pods,
 )
-from atomic_operator.reconcile.converge import apply_child, dry_run
+from atomic_operator.reconcile.converge import (
+    apply_children,
+    dry_run,
+    refused_for_its_content,
+    rejected,
+)
 from atomic_operator.reconcile.status_writer import Event, StatusWriter
 from atomic_operator.references import ObjectIndex, resolve_references
 from atomic_operator.render import AgentIdentity, render_agent
@@ -101,23 +106,6 @@ def parse_agent(body: Mapping[str, Any]) -> AtomicAgent | list[SpecProblem]:
         return from_validation_error(err)
 
 
-def refused_for_its_content(err: ApiError) -> bool:
-    """The API server refused what was sent, so sending it again cannot help: invalid (400,
-    422), or a value server-side apply cannot even type (a 500 whose message says so)."""
-    return err.status in (400, 422) or (
-        err.status == 500 and err.message.startswith("failed to create typed patch object"))
-
-
-def rejected(err: ApiError, child: Mapping[str, Any] | None = None) -> SpecProblem:
-    """A refusal of a rendered child, as the agent's problem (the message names the child's
-    field, e.g. spec.template.spec.affinity...). Refused for a new spec, the spec is to
-    blame; refused while only repairing (the spec did not change), the child is named."""
-    if child is None:
-        return SpecProblem("spec", "RejectedByApiServer", err.message)
-    return SpecProblem(f"{child['kind']} {child['metadata']['name']}", "RejectedByApiServer",
-                       err.message)
-
-
 def _identity(body: Mapping[str, Any]) -> AgentIdentity:
     meta = body["metadata"]
     return AgentIdentity(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"])
@@ -183,30 +171,19 @@ async def reconcile_agent(env: AgentEnv, body: Mapping[str, Any]) -> AgentOutcom
             # first child written needs no dry run: refused, it leaves nothing written. On
             # creation that is the Deployment, the one every agent has.
             await dry_run(env.client, order[1:], AGENT)
-        deployment: dict[str, Any] = {}
-        refusals: list[SpecProblem] = []
-        repairs: list[Event] = []  # children replaced: posted whether or not status changes
-        for child in order:
-            try:
-                live = await apply_child(env.client, child, env.owned, repairs)
-            except ApiError as err:
-                if first_time or spec_changed or not refused_for_its_content(err):
-                    raise
-                # a repair (the spec did not change): the other children are still repaired
-                refusals.append(rejected(err, child))
-                continue
-            outcome.applied.append(child["kind"])
-            if child["kind"] == DEPLOYMENT.kind:
-                deployment = live
+        done = await apply_children(env.client, order, env.owned,
+                                    repairing=not (first_time or spec_changed))
+        outcome.applied += done.applied
     except ApiError as err:
         if refused_for_its_content(err):
             return await _report_problems(env, body, agent, [rejected(err)])
         raise
-    for event in repairs:
+    for event in done.repairs:  # children replaced: posted whether or not status changes
         env.status.emit(body, event)
-    if refusals:
-        await _report_problems(env, body, agent, refusals)
-        raise ApiError(422, "RejectedByApiServer", "; ".join(map(str, refusals)))
+    if done.refusals:
+        await _report_problems(env, body, agent, done.refusals)
+        raise ApiError(422, "RejectedByApiServer", "; ".join(map(str, done.refusals)))
+    deployment = done.deployment
     plan = plan_replicas(agent.spec, observe_deployment(deployment, env.external,
                                                         env.autoscaler, env.hpa))
     deployment = await write_replicas(env.client, who, plan, deployment)

@@ -15,13 +15,15 @@ deleted and applied afresh.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from atomic_operator.drift import OwnedFields, diverged
 from atomic_operator.k8s import Api, ApiError
-from atomic_operator.k8s.kinds import Owner, refusable_kinds
+from atomic_operator.k8s.kinds import DEPLOYMENT, Owner, refusable_kinds
 from atomic_operator.k8s.resources import object_path
+from atomic_operator.problems import SpecProblem
 from atomic_operator.reconcile.status_writer import Event
 from atomic_operator.settings import FIELD_MANAGER
 
@@ -34,6 +36,54 @@ async def dry_run(client: Api, children: Iterable[dict[str, Any]], owner: Owner)
     for child in children:
         if child["kind"] in refusable:
             await client.apply(child, FIELD_MANAGER, dry_run=True)
+
+
+def refused_for_its_content(err: ApiError) -> bool:
+    """The API server refused what was sent, so sending it again cannot help: invalid (400,
+    422), or a value server-side apply cannot even type (a 500 whose message says so)."""
+    return err.status in (400, 422) or (
+        err.status == 500 and err.message.startswith("failed to create typed patch object"))
+
+
+def rejected(err: ApiError, child: Mapping[str, Any] | None = None) -> SpecProblem:
+    """A refusal of a rendered child, as the owner's problem (the message names the child's
+    field, e.g. spec.template.spec.affinity...). Refused for a new spec, the spec is to
+    blame; refused while only repairing (the spec did not change), the child is named."""
+    if child is None:
+        return SpecProblem("spec", "RejectedByApiServer", err.message)
+    return SpecProblem(f"{child['kind']} {child['metadata']['name']}", "RejectedByApiServer",
+                       err.message)
+
+
+@dataclass
+class Converged:
+    """What `apply_children` did: the kinds applied, the live Deployment, the children the
+    API server refused while being repaired, and the repairs to tell as events."""
+
+    applied: list[str] = field(default_factory=list)
+    deployment: dict[str, Any] = field(default_factory=dict)
+    refusals: list[SpecProblem] = field(default_factory=list)
+    repairs: list[Event] = field(default_factory=list)
+
+
+async def apply_children(client: Api, children: Iterable[dict[str, Any]],
+                         owned: OwnedFields | None, *, repairing: bool) -> Converged:
+    """Apply each child in order (`apply_child`, drift repair included), for every owner
+    kind. `repairing` (the spec did not change): a child the API server refuses is noted and
+    the others are still repaired; otherwise the first refusal is raised, the spec's."""
+    done = Converged()
+    for child in children:
+        try:
+            live = await apply_child(client, child, owned, done.repairs)
+        except ApiError as err:
+            if not repairing or not refused_for_its_content(err):
+                raise
+            done.refusals.append(rejected(err, child))
+            continue
+        done.applied.append(child["kind"])
+        if child["kind"] == DEPLOYMENT.kind:
+            done.deployment = live
+    return done
 
 
 async def apply_child(client: Api, child: dict[str, Any], owned: OwnedFields | None = None,

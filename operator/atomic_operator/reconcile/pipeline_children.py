@@ -28,10 +28,9 @@ from atomic_operator.checks import LARGE_SPEC_HINT, MAX_CONFIG_BYTES
 from atomic_operator.conditions import find
 from atomic_operator.drift import OwnedFields
 from atomic_operator.k8s import Api, ApiError
-from atomic_operator.k8s.kinds import DEPLOYMENT
 from atomic_operator.problems import SpecProblem
-from atomic_operator.reconcile.agent import refused_for_its_content, rejected, write_replicas
-from atomic_operator.reconcile.converge import apply_child
+from atomic_operator.reconcile.agent import write_replicas
+from atomic_operator.reconcile.converge import apply_children, refused_for_its_content, rejected
 from atomic_operator.reconcile.pipeline import (
     PipelineObservation,
     PipelineOutcome,
@@ -114,33 +113,23 @@ async def reconcile_pipeline(env: PipelineEnv, body: Mapping[str, Any]) -> Pipel
     first_time = status.get("configHash") is None
     spec_changed = not first_time and status.get("observedGeneration") != generation
     result = PipelineResult("applied", pipeline_status(body, PipelineObservation(env.agents)))
-    refusals: list[SpecProblem] = []
-    repairs: list[Event] = []  # children replaced: posted whether or not status changes
     try:
         if spec_changed:
             await env.client.apply(rendered.deployment, FIELD_MANAGER, dry_run=True)
-        deployment: dict[str, Any] = {}
-        for child in rendered.children if first_time else rendered.update_order:
-            try:
-                live = await apply_child(env.client, child, env.owned, repairs)
-            except ApiError as err:
-                if first_time or spec_changed or not refused_for_its_content(err):
-                    raise
-                # a repair (the spec did not change): the other children are still repaired
-                refusals.append(rejected(err, child))
-                continue
-            result.applied.append(child["kind"])
-            if child["kind"] == DEPLOYMENT.kind:
-                deployment = live
+        done = await apply_children(
+            env.client, rendered.children if first_time else rendered.update_order,
+            env.owned, repairing=not (first_time or spec_changed))
+        result.applied += done.applied
     except ApiError as err:
         if refused_for_its_content(err):
             return await _blocked(env, body, [rejected(err)])
         raise
-    for event in repairs:
+    for event in done.repairs:  # children replaced: posted whether or not status changes
         env.status.emit(body, event)
-    if refusals:
-        await _blocked(env, body, refusals)
-        raise ApiError(422, "RejectedByApiServer", "; ".join(map(str, refusals)))
+    if done.refusals:
+        await _blocked(env, body, done.refusals)
+        raise ApiError(422, "RejectedByApiServer", "; ".join(map(str, done.refusals)))
+    deployment = done.deployment
     plan = plan_runner_replicas(pipeline.spec.runner.replicas,
                                 observe_deployment(deployment, env.external))
     deployment = await write_replicas(env.client, who, plan, deployment)

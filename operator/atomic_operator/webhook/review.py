@@ -24,8 +24,8 @@ from atomic_operator.k8s import Api, ApiError, KubeClient, resource_path
 from atomic_operator.k8s.kinds import AGENT, ATOMIC_AGENT
 from atomic_operator.pipeline_check import check_pipeline
 from atomic_operator.problems import SpecProblem, from_validation_error
-from atomic_operator.reconcile.agent import parse_agent, refused_for_its_content, rejected
-from atomic_operator.reconcile.converge import dry_run
+from atomic_operator.reconcile.agent import parse_agent
+from atomic_operator.reconcile.converge import dry_run, refused_for_its_content, rejected
 from atomic_operator.reconcile.pipeline import check_of
 from atomic_operator.render import AgentIdentity, render_agent
 from atomic_operator.render.config import runtime_config
