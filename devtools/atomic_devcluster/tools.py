@@ -1,4 +1,5 @@
-"""Checking tools the chart's tests run: kubeconform and promtool, fetched once into the cache.
+"""Checking tools the chart's tests run: kubeconform and promtool, fetched once into the cache
+(and the Prometheus server from the same Debian package, for the real node).
 
 They are pinned and cached apart from the control plane's binaries (whose cache key is the
 Kubernetes, kwok and helm versions), so adding or bumping a checker never rebuilds the
@@ -41,7 +42,16 @@ def ensure_kubeconform() -> Path:
 
 def ensure_promtool() -> Path:
     """promtool from Debian's prometheus package, unpacked into the cache on first use."""
-    binary = tools_dir() / "promtool-debian" / "promtool"
+    return _from_prometheus_package("promtool")
+
+
+def ensure_prometheus() -> Path:
+    """The Prometheus server from the same package (the real node's custom metrics)."""
+    return _from_prometheus_package("prometheus")
+
+
+def _from_prometheus_package(name: str) -> Path:
+    binary = tools_dir() / "promtool-debian" / name
     if binary.exists():
         return binary
     if shutil.which("apt-get") is None or shutil.which("dpkg") is None:
@@ -49,7 +59,7 @@ def ensure_promtool() -> Path:
                          "are needed")
     with tempfile.TemporaryDirectory(prefix="promtool-") as tmp:
         work = Path(tmp)
-        _log(f"apt-get download {PROMETHEUS_PACKAGE} (for promtool)")
+        _log(f"apt-get download {PROMETHEUS_PACKAGE} (for {name})")
         fetched = _apt_download(work)
         if fetched.returncode != 0 and os.geteuid() == 0:
             # a fresh machine's package lists may be missing or name a superseded build
@@ -64,7 +74,7 @@ def ensure_promtool() -> Path:
                        capture_output=True)
         binary.parent.mkdir(parents=True, exist_ok=True)
         staged = binary.with_suffix(".tmp")
-        shutil.copy2(unpacked / "usr" / "bin" / "promtool", staged)
+        shutil.copy2(unpacked / "usr" / "bin" / name, staged)
         staged.replace(binary)
     return binary
 

@@ -58,29 +58,30 @@ def release(cluster: Cluster) -> Iterator[Cluster]:
         cluster.helm("uninstall", RELEASE, f"--namespace={SYSTEM}", "--wait", check=False)
 
 
-def _fake_llm(namespace: str, image: str) -> str:
+def _fake_llm(namespace: str, image: str, name: str = "fake-llm", latency: float = 0.0
+              ) -> str:
     pod_security = {"runAsNonRoot": True, "runAsUser": 65532, "seccompProfile": {
         "type": "RuntimeDefault"}}
     container_security = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                           "capabilities": {"drop": ["ALL"]}}
     docs = [
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "fake-llm"},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name},
          "data": {"openai_server.py": FAKE_LLM}},
         {"apiVersion": "apps/v1", "kind": "Deployment",
-         "metadata": {"name": "fake-llm", "labels": {"app": "fake-llm"}},
-         "spec": {"selector": {"matchLabels": {"app": "fake-llm"}}, "template": {
-             "metadata": {"labels": {"app": "fake-llm"}},
+         "metadata": {"name": name, "labels": {"app": name}},
+         "spec": {"selector": {"matchLabels": {"app": name}}, "template": {
+             "metadata": {"labels": {"app": name}},
              "spec": {"securityContext": pod_security, "containers": [{
                  "name": "fake-llm", "image": image, "imagePullPolicy": "IfNotPresent",
                  "command": ["python", "/fake/openai_server.py", "--host=0.0.0.0",
-                             "--port=8000"],
+                             "--port=8000", f"--latency={latency}"],
                  "ports": [{"name": "http", "containerPort": 8000}],
                  "readinessProbe": {"tcpSocket": {"port": "http"}, "periodSeconds": 1},
                  "securityContext": container_security,
                  "volumeMounts": [{"name": "src", "mountPath": "/fake", "readOnly": True}]}],
-                 "volumes": [{"name": "src", "configMap": {"name": "fake-llm"}}]}}}},
-        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "fake-llm"},
-         "spec": {"selector": {"app": "fake-llm"},
+                 "volumes": [{"name": "src", "configMap": {"name": name}}]}}}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+         "spec": {"selector": {"app": name},
                   "ports": [{"name": "http", "port": 8000, "targetPort": "http"}]}},
     ]
     return json.dumps({"apiVersion": "v1", "kind": "List", "items": docs})
@@ -287,49 +288,80 @@ print(done[0])
 """
 
 
-def test_hpa_mode_agent_scales_up_on_cpu(examples: Cluster) -> None:
-    """The rendered HPA gets CPU from the resource metrics API (metrics-server scraping the
-    kubelet) and scales the agent up under load from a pod inside the cluster."""
-    cluster = examples
+def _hpa_agent(cluster: Cluster, name: str, llm: str, autoscaling: dict[str, Any],
+               cpu: str) -> None:
     agent = yaml.safe_load((ROOT / "examples" / "task-processor.yaml").read_text())
-    agent["metadata"] = {"name": "cpu-bound"}
-    agent["spec"]["model"]["baseURL"] = f"http://fake-llm.{DEMO}.svc.cluster.local:8000/v1"
+    agent["metadata"] = {"name": name}
+    agent["spec"]["model"]["baseURL"] = f"http://{llm}.{DEMO}.svc.cluster.local:8000/v1"
     agent["spec"]["autoscaling"] = {"mode": "hpa", "minReplicas": 1, "maxReplicas": 3,
-                                    "targetCPUUtilizationPercentage": 30}
-    agent["spec"]["resources"] = {"requests": {"cpu": "50m", "memory": "128Mi"}}
+                                    **autoscaling}
+    agent["spec"]["resources"] = {"requests": {"cpu": cpu, "memory": "128Mi"}}
     cluster.kubectl("-n", DEMO, "apply", "-f", "-", input_text=json.dumps(agent))
-    eventually(lambda: _ready(cluster, "atomicagent", "cpu-bound"), timeout=READY_TIMEOUT,
-               interval=1, what="agent cpu-bound Ready")
-    eventually(lambda: cluster.kubectl("-n", DEMO, "get", "--raw",
-                                       f"/apis/metrics.k8s.io/v1beta1/namespaces/{DEMO}/pods",
-                                       check=False).returncode == 0
-               and "cpu-bound" in cluster.kubectl(
-                   "top", "pods", "-n", DEMO, check=False).stdout,
-               timeout=90, interval=2, what="CPU of cpu-bound's pod in the metrics API")
+    eventually(lambda: _ready(cluster, "atomicagent", name), timeout=READY_TIMEOUT,
+               interval=1, what=f"agent {name} Ready")
+
+
+def _scale_up_under_load(cluster: Cluster, name: str, timing: str) -> dict[str, Any]:
+    """Load the agent from a pod in the cluster until its HPA asks for more replicas and
+    a second pod is Ready; the HPA's status at the ask."""
     started = time.monotonic()
-    load = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "load"},
+    load = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"load-{name}"},
             "spec": {"restartPolicy": "Never", "securityContext": {
                 "runAsNonRoot": True, "runAsUser": 65532},
                 "containers": [{"name": "load", "image": cluster.runtime_image,
                                 "imagePullPolicy": "IfNotPresent",
                                 "command": ["python", "-c", LOAD,
-                                            f"http://cpu-bound.{DEMO}.svc.cluster.local/run",
+                                            f"http://{name}.{DEMO}.svc.cluster.local/run",
                                             "150"]}]}}
     cluster.kubectl("-n", DEMO, "apply", "-f", "-", input_text=json.dumps(load))
     try:
-        hpa = eventually(lambda: (h := cluster.json("-n", DEMO, "get", "hpa", "cpu-bound"))
-                         and h["status"].get("desiredReplicas", 0) > 1 and h,
-                         timeout=150, interval=2, what="the HPA asking for more replicas")
-        cluster.timings["hpa: load start -> scale-up asked"] = time.monotonic() - started
-        print(f"\n[e2e] HPA: {hpa['status'].get('currentMetrics')} -> "
+        hpa: dict[str, Any] = eventually(
+            lambda: (h := cluster.json("-n", DEMO, "get", "hpa", name))
+            and h["status"].get("desiredReplicas", 0) > 1 and h,
+            timeout=150, interval=2, what=f"the HPA of {name} asking for more replicas")
+        cluster.timings[timing] = time.monotonic() - started
+        print(f"\n[e2e] HPA {name}: {hpa['status'].get('currentMetrics')} -> "
               f"{hpa['status']['desiredReplicas']} replicas")
-        eventually(lambda: len([p for p in _pods(cluster, DEMO,
-                                                 "atomicagents.io/agent=cpu-bound")
+        eventually(lambda: len([p for p in _pods(cluster, DEMO, f"atomicagents.io/agent={name}")
                                 if p["status"].get("containerStatuses", [{}])[0].get("ready")]
                                ) > 1, timeout=120, interval=1,
-                   what="more than one cpu-bound pod Ready")
+                   what=f"more than one {name} pod Ready")
+        return hpa
     finally:
-        cluster.kubectl("-n", DEMO, "delete", "pod", "load", "--wait=false", check=False)
+        cluster.kubectl("-n", DEMO, "delete", "pod", f"load-{name}", "--wait=false",
+                        check=False)
+
+
+def test_hpa_mode_agent_scales_up_on_cpu(examples: Cluster) -> None:
+    """The rendered HPA gets CPU from the resource metrics API (metrics-server scraping the
+    kubelet) and scales the agent up under load from a pod inside the cluster."""
+    cluster = examples
+    _hpa_agent(cluster, "cpu-bound", "fake-llm", {"targetCPUUtilizationPercentage": 30},
+               cpu="50m")
+    eventually(lambda: "cpu-bound" in cluster.kubectl("top", "pods", "-n", DEMO,
+                                                      check=False).stdout,
+               timeout=90, interval=2, what="CPU of cpu-bound's pod in the metrics API")
+    hpa = _scale_up_under_load(cluster, "cpu-bound", "hpa cpu: load start -> scale-up asked")
+    assert any(m["type"] == "Resource" for m in hpa["status"]["currentMetrics"])
+
+
+def test_hpa_mode_agent_scales_up_on_in_flight_requests(examples: Cluster) -> None:
+    """`targetInFlightPerReplica` in mode hpa: a Pods metric agent_inflight_requests, served
+    by prometheus-adapter from Prometheus scraping the agents' pods; the model answers in
+    1 s, so requests stay in flight while CPU stays low."""
+    cluster = examples
+    cluster.kubectl("-n", DEMO, "apply", "-f", "-", input_text=_fake_llm(
+        DEMO, cluster.runtime_image, name="slow-llm", latency=1.0))
+    _hpa_agent(cluster, "busy", "slow-llm", {"targetCPUUtilizationPercentage": 95,
+                                             "targetInFlightPerReplica": 2}, cpu="500m")
+    raw = f"/apis/custom.metrics.k8s.io/v1beta1/namespaces/{DEMO}/pods/*/agent_inflight_requests"
+    eventually(lambda: "busy-" in cluster.kubectl("get", "--raw", raw, check=False).stdout,
+               timeout=90, interval=2, what="busy's in-flight requests in the custom metrics API")
+    hpa = _scale_up_under_load(cluster, "busy", "hpa in-flight: load start -> scale-up asked")
+    pods = [m for m in hpa["status"]["currentMetrics"] if m["type"] == "Pods"]
+    assert pods and pods[0]["pods"]["metric"]["name"] == "agent_inflight_requests", hpa
+    cpu = [m for m in hpa["status"]["currentMetrics"] if m["type"] == "Resource"]
+    assert all(m["resource"]["current"]["averageUtilization"] < 95 for m in cpu), cpu
 
 
 def test_uninstall_leaves_only_the_crds(examples: Cluster) -> None:

@@ -67,40 +67,44 @@ def metrics_server_argv(binary: Path, kubeconfig: Path, home: Path, port: int) -
 
 
 def wait_available(kubectl: Callable[..., subprocess.CompletedProcess[str]],
-                   alive: Callable[[], str | None], timeout: float = 60.0) -> None:
+                   alive: Callable[[], str | None], api_service: str = API_SERVICE,
+                   timeout: float = 60.0) -> None:
     """Until the aggregator says the APIService is Available; raise with why if it is not
-    (`alive` returns the metrics-server's log tail once it has exited)."""
+    (`alive` returns the server's log tail once it has exited)."""
     deadline = time.monotonic() + timeout
     status = ""
     while time.monotonic() < deadline:
         exited = alive()
         if exited is not None:
-            raise RuntimeError(f"metrics-server exited:\n{exited}")
-        status = kubectl("get", "apiservice", API_SERVICE, "-o",
+            raise RuntimeError(f"the server of {api_service} exited:\n{exited}")
+        status = kubectl("get", "apiservice", api_service, "-o",
                          "jsonpath={.status.conditions[?(@.type=='Available')].status}",
                          check=False).stdout
         if status == "True":
             return
         time.sleep(0.5)
-    raise RuntimeError(f"APIService {API_SERVICE} not Available after {timeout:.0f} s")
+    raise RuntimeError(f"APIService {api_service} not Available after {timeout:.0f} s")
 
 
-def register(kubectl: Callable[..., subprocess.CompletedProcess[str]], port: int) -> None:
-    """The Service, its endpoint on the bridge, and the APIService pointing at them."""
-    docs = [
+def register(kubectl: Callable[..., subprocess.CompletedProcess[str]], port: int,
+             service: str = SERVICE,
+             apis: tuple[tuple[str, str], ...] = (("metrics.k8s.io", "v1beta1"),)) -> None:
+    """A Service, its endpoint on the bridge, and an APIService per (group, version) of an
+    aggregated API server running on this machine at `port`."""
+    docs: list[dict[str, object]] = [
         {"apiVersion": "v1", "kind": "Service",
-         "metadata": {"name": SERVICE, "namespace": NAMESPACE},
+         "metadata": {"name": service, "namespace": NAMESPACE},
          "spec": {"ports": [{"name": "https", "port": 443, "targetPort": port}]}},
         {"apiVersion": "v1", "kind": "Endpoints",
-         "metadata": {"name": SERVICE, "namespace": NAMESPACE},
+         "metadata": {"name": service, "namespace": NAMESPACE},
          "subsets": [{"addresses": [{"ip": GATEWAY}],
                       "ports": [{"name": "https", "port": port}]}]},
-        {"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
-         "metadata": {"name": API_SERVICE},
-         "spec": {"service": {"name": SERVICE, "namespace": NAMESPACE, "port": 443},
-                  "group": "metrics.k8s.io", "version": "v1beta1",
-                  "insecureSkipTLSVerify": True, "groupPriorityMinimum": 100,
-                  "versionPriority": 100}},
     ]
+    docs += [{"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+              "metadata": {"name": f"{version}.{group}"},
+              "spec": {"service": {"name": service, "namespace": NAMESPACE, "port": 443},
+                       "group": group, "version": version, "insecureSkipTLSVerify": True,
+                       "groupPriorityMinimum": 100, "versionPriority": 100}}
+             for group, version in apis]
     kubectl("apply", "-f", "-", input_text=json.dumps(
         {"apiVersion": "v1", "kind": "List", "items": docs}))

@@ -21,6 +21,7 @@ from typing import IO
 
 import yaml
 
+from atomic_devcluster.build import ensure_binaries
 from atomic_devcluster.debian import ensure_programs
 from atomic_devcluster.lifetime import die_with_parent
 from atomic_devcluster.realnode import (
@@ -30,12 +31,14 @@ from atomic_devcluster.realnode import (
     PAUSE_IMAGE,
     POD_SUBNET,
     containerd,
+    custom_metrics,
     kernel,
     metrics_api,
     network,
 )
 from atomic_devcluster.realnode.binaries import NodeBinaries, ensure_node_binaries
 from atomic_devcluster.realnode.pause_image import write_pause_archive
+from atomic_devcluster.tools import ensure_prometheus
 from atomic_devcluster.versions import cache_dir
 
 NODE_PROGRAMS = {"containerd": "containerd", "ctr": "containerd", "runc": "runc",
@@ -217,6 +220,27 @@ class RealNode:
         except RuntimeError as err:
             raise NodeError(str(err)) from None
         self.timings["metrics API available"] = time.monotonic() - started
+        self._start_custom_metrics(kubeconfig, kubectl)
+
+    def _start_custom_metrics(self, kubeconfig: Path,
+                              kubectl: Callable[..., subprocess.CompletedProcess[str]]) -> None:
+        assert self.binaries is not None
+        started = time.monotonic()
+        prometheus_port, port = _free_port(), _free_port()
+        self._spawn("targets", custom_metrics.targets_argv(
+            ensure_binaries().kubectl, kubeconfig, self.home))
+        self._spawn("prometheus", custom_metrics.prometheus_argv(
+            ensure_prometheus(), self.home, prometheus_port))
+        proc = self._spawn("prometheus-adapter", custom_metrics.adapter_argv(
+            self.binaries.prometheus_adapter, kubeconfig, self.home, port, prometheus_port))
+        metrics_api.register(kubectl, port, custom_metrics.SERVICE, custom_metrics.APIS)
+        try:
+            metrics_api.wait_available(
+                kubectl, lambda: proc.tail() if proc.popen.poll() is not None else None,
+                custom_metrics.API_SERVICE)
+        except RuntimeError as err:
+            raise NodeError(str(err)) from None
+        self.timings["custom metrics API available"] = time.monotonic() - started
 
     def _start_kube_proxy(self, kubeconfig: Path) -> None:
         assert self.binaries is not None
