@@ -30,8 +30,8 @@ import yaml  # noqa: E402
 from tests.fakes.openai_server import FakeServerThread  # noqa: E402
 
 from atomic_devcluster import ControlPlane  # noqa: E402
-from atomic_devcluster.cluster import free_port  # noqa: E402
 from atomic_devcluster.operator_process import running_operator  # noqa: E402
+from atomic_devcluster.processes import free_port  # noqa: E402
 from atomic_operator.api import AtomicAgent  # noqa: E402
 from atomic_operator.render import runtime_config  # noqa: E402
 

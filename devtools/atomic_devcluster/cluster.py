@@ -20,7 +20,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from types import TracebackType
 
 from atomic_devcluster.build import Binaries, ensure_binaries
 from atomic_devcluster.lifetime import TerminateAsInterrupt, die_with_parent
+from atomic_devcluster.processes import Component, free_port
 from atomic_devcluster.procnode import NODE_NAME, namespace_annotations
 from atomic_devcluster.procnode.agent import STATE_FILE
 from atomic_devcluster.procnode.state import kill_recorded
@@ -46,25 +46,6 @@ FAKE_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 
 class ControlPlaneError(RuntimeError):
     """The control plane could not start; the message quotes the failing component's log."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class _Process:
-    name: str
-    popen: subprocess.Popen[bytes]
-    log: Path
-
-    def tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
 
 
 @dataclass
@@ -96,7 +77,7 @@ class ControlPlane:
     server: str = field(init=False, default="")
     token: str = field(init=False, default="")
     proxy_port: int = field(init=False, default=0)
-    _procs: list[_Process] = field(init=False, default_factory=list)
+    _procs: list[Component] = field(init=False, default_factory=list)
     _owns_workdir: bool = field(init=False, default=False)
     node: RealNode | None = field(init=False, default=None)
     _signals: TerminateAsInterrupt = field(init=False, default_factory=TerminateAsInterrupt)
@@ -233,18 +214,18 @@ class ControlPlane:
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None,
                append: bool = False, on_parent_death: signal.Signals = signal.SIGKILL
-               ) -> _Process:
+               ) -> Component:
         assert self.workdir is not None
         log = self.workdir / "logs" / f"{name}.log"
         with log.open("ab" if append else "wb") as out:
             popen = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env,
                                      stdin=subprocess.DEVNULL, start_new_session=True,
                                      preexec_fn=die_with_parent(on_parent_death))
-        proc = _Process(name, popen, log)
+        proc = Component(name, popen, log)
         self._procs.append(proc)
         return proc
 
-    def _wait(self, proc: _Process, probe: str, timeout: float, ctx: ssl.SSLContext | None = None,
+    def _wait(self, proc: Component, probe: str, timeout: float, ctx: ssl.SSLContext | None = None,
               headers: dict[str, str] | None = None) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -38,8 +38,9 @@ import yaml
 
 from atomic_devcluster.build import ensure_binaries
 from atomic_devcluster.burst import burst, slow_llm
-from atomic_devcluster.cluster import ControlPlane, free_port
+from atomic_devcluster.cluster import ControlPlane
 from atomic_devcluster.operator_process import running_operator
+from atomic_devcluster.processes import free_port
 from atomic_operator.cli.call import CallError, call_service
 from atomic_operator.k8s import KubeClient
 

@@ -12,8 +12,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from atomic_devcluster.cluster import free_port
 from atomic_devcluster.lifetime import die_with_parent
+from atomic_devcluster.processes import free_port
 
 
 @dataclass

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from atomic_devcluster import ControlPlane
-from atomic_devcluster.cluster import free_port
 from atomic_devcluster.operator_process import OperatorProcess, running_operator
+from atomic_devcluster.processes import free_port
 from tests.support.kube import Kube, eventually
 from tests.support.manifests import example, variant
 

@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from atomic_devcluster import ControlPlane, ensure_binaries
-from atomic_devcluster.cluster import free_port
 from atomic_devcluster.operator_process import running_operator
+from atomic_devcluster.processes import free_port
 from tests.support.chart import (
     CHART,
     KUBE_VERSION,

@@ -24,6 +24,7 @@ import yaml
 from atomic_devcluster.build import ensure_binaries
 from atomic_devcluster.debian import ensure_programs
 from atomic_devcluster.lifetime import die_with_parent
+from atomic_devcluster.processes import Component, free_port
 from atomic_devcluster.realnode import (
     CLUSTER_DOMAIN,
     GATEWAY,
@@ -49,27 +50,6 @@ class NodeError(RuntimeError):
     """The real node could not start; the message quotes the failing component's log."""
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class _Proc:
-    name: str
-    popen: subprocess.Popen[bytes]
-    log: Path
-
-    def tail(self, lines: int = 25) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-
 @dataclass
 class RealNode:
     """The node's processes and files; `home` is its directory inside the cluster's."""
@@ -78,7 +58,7 @@ class RealNode:
     images: Sequence[Path] = ()
     binaries: NodeBinaries | None = None
     timings: dict[str, float] = field(default_factory=dict)
-    _procs: list[_Proc] = field(default_factory=list)
+    _procs: list[Component] = field(default_factory=list)
     _lock: IO[str] | None = None
 
     @property
@@ -126,10 +106,13 @@ class RealNode:
                             check=False).stdout
             if ready == "True":
                 self.timings["node Ready"] = time.monotonic() - started
-                self._start_metrics_server(kubeconfig, kubectl)
-                return
+                break
             time.sleep(0.3)
-        raise NodeError(f"node {NODE_NAME} not Ready after 120 s:\n{self._procs[-1].tail()}")
+        else:
+            raise NodeError(f"node {NODE_NAME} not Ready after 120 s:\n"
+                            f"{self._procs[-1].tail()}")
+        self._start_metrics_server(kubeconfig, kubectl)
+        self._start_custom_metrics(kubeconfig, kubectl)
 
     def stop(self) -> None:
         """Stop every container and component, then undo mounts, cgroups, rules, bridge."""
@@ -154,7 +137,7 @@ class RealNode:
 
     # -- components --------------------------------------------------------------------
 
-    def _spawn(self, name: str, argv: list[str]) -> _Proc:
+    def _spawn(self, name: str, argv: list[str]) -> Component:
         log = self.home / "logs" / f"{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("wb") as out:
@@ -163,7 +146,7 @@ class RealNode:
             popen = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, start_new_session=True,
                                      preexec_fn=die_with_parent(signal.SIGKILL))
-        proc = _Proc(name, popen, log)
+        proc = Component(name, popen, log)
         self._procs.append(proc)
         return proc
 
@@ -210,7 +193,7 @@ class RealNode:
                               kubectl: Callable[..., subprocess.CompletedProcess[str]]) -> None:
         assert self.binaries is not None
         started = time.monotonic()
-        port = _free_port()
+        port = free_port()
         proc = self._spawn("metrics-server", metrics_api.metrics_server_argv(
             self.binaries.metrics_server, kubeconfig, self.home, port))
         metrics_api.register(kubectl, port)
@@ -220,13 +203,12 @@ class RealNode:
         except RuntimeError as err:
             raise NodeError(str(err)) from None
         self.timings["metrics API available"] = time.monotonic() - started
-        self._start_custom_metrics(kubeconfig, kubectl)
 
     def _start_custom_metrics(self, kubeconfig: Path,
                               kubectl: Callable[..., subprocess.CompletedProcess[str]]) -> None:
         assert self.binaries is not None
         started = time.monotonic()
-        prometheus_port, port = _free_port(), _free_port()
+        prometheus_port, port = free_port(), free_port()
         self._spawn("targets", custom_metrics.targets_argv(
             ensure_binaries().kubectl, kubeconfig, self.home))
         self._spawn("prometheus", custom_metrics.prometheus_argv(
@@ -252,8 +234,8 @@ class RealNode:
             "hostnameOverride": NODE_NAME,
             "mode": "nftables",
             "clusterCIDR": POD_SUBNET,
-            "healthzBindAddress": f"127.0.0.1:{_free_port()}",
-            "metricsBindAddress": f"127.0.0.1:{_free_port()}",
+            "healthzBindAddress": f"127.0.0.1:{free_port()}",
+            "metricsBindAddress": f"127.0.0.1:{free_port()}",
             "nodePortAddresses": [f"{GATEWAY}/32"],
             # pod -> Service -> pod on the same bridge: replies must come back through the
             # node, or conntrack never sees them
@@ -276,10 +258,10 @@ class RealNode:
             "kind": "KubeletConfiguration",
             "containerRuntimeEndpoint": f"unix://{self.socket}",
             "address": GATEWAY,
-            "port": _free_port(),
+            "port": free_port(),
             "readOnlyPort": 0,
             "healthzBindAddress": "127.0.0.1",
-            "healthzPort": _free_port(),
+            "healthzPort": free_port(),
             # the API server reaches the kubelet on the bridge only; the harness's cluster
             # is single-user, so the kubelet's API is open to it without certificates
             "authentication": {"anonymous": {"enabled": True}, "webhook": {"enabled": False}},
