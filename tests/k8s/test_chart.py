@@ -50,7 +50,10 @@ def test_defaults_render_one_hardened_operator() -> None:
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert container["image"] == "ghcr.io/atomic-agents/atomic-operator:0.1.0"
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    # kopf's identity from the downward API: without it uid 10001 crashed kopf at start
+    assert {"name": "POD_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}
+            } in container["env"]
     assert env["ATOMIC_OPERATOR_RUNTIME_IMAGE"] == "ghcr.io/atomic-agents/atomic-runtime:0.1.0"
     assert pod["serviceAccountName"] == "atomic-operator"
     assert all(a.startswith(("--log-format", "--liveness")) for a in container["args"])
@@ -80,7 +83,8 @@ def test_options_change_what_is_rendered() -> None:
     assert "--namespace=team-a" in container["args"] and "--namespace=team-b" in container["args"]
     assert "--log-format=plain" in container["args"]
     assert container["image"].endswith(":dev")
-    assert {e["name"]: e["value"] for e in container["env"]}["ATOMIC_OPERATOR_METRICS_PORT"] == "0"
+    assert {e["name"]: e.get("value") for e in container["env"]
+            }["ATOMIC_OPERATOR_METRICS_PORT"] == "0"
     assert pod["serviceAccountName"] == "shared"
     (binding,) = by_kind(docs, "ClusterRoleBinding")
     assert binding["subjects"][0]["name"] == "shared"
@@ -103,7 +107,7 @@ def test_namespaced_mode_grants_namespaced_rights_only_in_the_watched_namespaces
 
 def _env(docs: list[dict[str, Any]]) -> dict[str, str]:
     (deployment,) = by_kind(docs, "Deployment")
-    return {e["name"]: e["value"] for e in deployment["spec"]["template"]["spec"][
+    return {e["name"]: e.get("value", "") for e in deployment["spec"]["template"]["spec"][
         "containers"][0]["env"]}
 
 
