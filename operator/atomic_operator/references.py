@@ -19,6 +19,7 @@ from typing import Any
 
 from atomic_operator.api import AtomicAgent
 from atomic_operator.api.common import ConfigMapKeyRef, SecretKeyRef
+from atomic_operator.k8s.kinds import CONFIG_MAP, SECRET
 from atomic_operator.problems import SpecProblem
 
 KeyDigests = Mapping[str, str]
@@ -100,21 +101,21 @@ def resolve_references(agent: AtomicAgent, namespace: str, secrets: ObjectIndex,
     problems: list[SpecProblem | None] = []
     if agent.spec.model.api_key_secret_ref is not None:
         problems.append(_lookup(secrets, namespace, agent.spec.model.api_key_secret_ref,
-                                "Secret", "spec.model.apiKeySecretRef", found))
+                                SECRET.kind, "spec.model.apiKeySecretRef", found))
     token = agent.spec.access.bearer_token_secret_ref if agent.spec.access else None
     if token is not None:
-        problems.append(_lookup(secrets, namespace, token, "Secret",
+        problems.append(_lookup(secrets, namespace, token, SECRET.kind,
                                 "spec.access.bearerTokenSecretRef", found))
     for i, provider in enumerate(agent.spec.context_providers):
         where = f"spec.contextProviders[{i}]"
         if provider.secret_key_ref is not None:
-            problems.append(_lookup(secrets, namespace, provider.secret_key_ref, "Secret",
+            problems.append(_lookup(secrets, namespace, provider.secret_key_ref, SECRET.kind,
                                     f"{where}.secretKeyRef", found))
         if provider.config_map_key_ref is not None:
             # ConfigMap context is re-read by the runtime: checked, but not part of the hash.
             problems.append(_lookup(config_maps, namespace, provider.config_map_key_ref,
-                                    "ConfigMap", f"{where}.configMapKeyRef", {}))
-    secret_part = {k: v for k, v in found.items() if k.startswith("Secret/")}
+                                    CONFIG_MAP.kind, f"{where}.configMapKeyRef", {}))
+    secret_part = {k: v for k, v in found.items() if k.startswith(f"{SECRET.kind}/")}
     digest = hashlib.sha256(json.dumps(secret_part, sort_keys=True).encode()).hexdigest()
     return ResolvedReferences(digest, [p for p in problems if p is not None])
 

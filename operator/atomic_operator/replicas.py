@@ -44,15 +44,13 @@ from typing import Any, Literal
 
 from atomic_operator.api.agent import AtomicAgentSpec, AutoscalingStatus
 from atomic_operator.conditions import Cond, Status
+from atomic_operator.k8s.kinds import TARGETS_AGENT, TARGETS_DEPLOYMENT, ScaleTarget
 from atomic_operator.settings import AUTOSCALER_FIELD_MANAGER, FIELD_MANAGER
 
 ReplicaOwner = Literal["agent", "hpa", "autoscaler", "external", "pipeline"]
 
 SCALING_ACTIVE = "ScalingActive"
 EXTERNAL_AUTOSCALER = "ExternalAutoscaler"
-
-
-ScaleTarget = Literal["Deployment", "AtomicAgent"]
 
 
 @dataclass(frozen=True)
@@ -62,7 +60,7 @@ class ExternalAutoscaler:
 
     kind: str
     name: str
-    target: ScaleTarget = "Deployment"
+    target: ScaleTarget = TARGETS_DEPLOYMENT
 
     def __str__(self) -> str:
         return f"{self.kind}/{self.name}"
@@ -164,8 +162,8 @@ class ReplicaPlan:
 
 def _split(external: Sequence[ExternalAutoscaler]
            ) -> tuple[list[ExternalAutoscaler], list[ExternalAutoscaler]]:
-    on_deployment = [a for a in external if a.target == "Deployment"]
-    return on_deployment, [a for a in external if a.target == "AtomicAgent"]
+    on_deployment = [a for a in external if a.target == TARGETS_DEPLOYMENT]
+    return on_deployment, [a for a in external if a.target == TARGETS_AGENT]
 
 
 def replica_owner(spec: AtomicAgentSpec, external: Sequence[ExternalAutoscaler] = (),

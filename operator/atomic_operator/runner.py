@@ -23,7 +23,7 @@ from atomic_operator.autoscaler.scrape import Target
 from atomic_operator.conditions import Cond, pod_trouble
 from atomic_operator.drift import OwnedFields
 from atomic_operator.k8s import ApiError, KubeClient, gone_with_namespace, resource_path
-from atomic_operator.k8s.kinds import PIPELINE, POD
+from atomic_operator.k8s.kinds import AGENT, PIPELINE, POD, SECRET
 from atomic_operator.metrics import (
     AUTOSCALER_DECISIONS,
     CHILDREN_APPLIED,
@@ -154,7 +154,8 @@ class AgentReconciler:
         found: dict[Key, dict[str, str]] = {}
         for name in sorted(set(names)):
             try:
-                secret = await self.client.get(resource_path("v1", "Secret", namespace, name))
+                secret = await self.client.get(
+                    resource_path(SECRET.api_version, SECRET.kind, namespace, name))
             except ApiError as err:
                 if err.status == 404:
                     continue
@@ -333,14 +334,14 @@ class AgentReconciler:
                     # The namespace is being deleted: its objects go, nothing to retry.
                     logger.debug("namespace going (%s): %s", trigger, err)
                     return AgentOutcome(result="gone")
-                RECONCILES.labels("AtomicAgent", trigger, "error").inc()
-                ERRORS.labels("AtomicAgent", err.reason or str(err.status)).inc()
+                RECONCILES.labels(AGENT, trigger, "error").inc()
+                ERRORS.labels(AGENT, err.reason or str(err.status)).inc()
                 # Conflicts and server hiccups pass; kopf retries, backing off while the
                 # same agent keeps failing so a lasting fault is no retry storm.
                 raise kopf.TemporaryError(f"API error: {err}", delay=self._backoff(key)) \
                     from err
             finally:
-                RECONCILE_SECONDS.labels("AtomicAgent").observe(time.perf_counter() - started)
+                RECONCILE_SECONDS.labels(AGENT).observe(time.perf_counter() - started)
             self._failures.pop(key, None)
         self._report(trigger, outcome, logger)
         if outcome.replicas_written is not None and self.autoscalers is not None and (
@@ -403,13 +404,13 @@ class AgentReconciler:
     @staticmethod
     def _report(trigger: str, outcome: AgentOutcome, logger: logging.Logger | Any) -> None:
         if outcome.result != "followed":
-            RECONCILES.labels("AtomicAgent", trigger, outcome.result).inc()
+            RECONCILES.labels(AGENT, trigger, outcome.result).inc()
         for kind in outcome.applied:
-            CHILDREN_APPLIED.labels("AtomicAgent", kind).inc()
+            CHILDREN_APPLIED.labels(AGENT, kind).inc()
         for kind in outcome.deleted:
-            CHILDREN_DELETED.labels("AtomicAgent", kind).inc()
+            CHILDREN_DELETED.labels(AGENT, kind).inc()
         for problem in outcome.problems:
-            ERRORS.labels("AtomicAgent", problem.reason).inc()
+            ERRORS.labels(AGENT, problem.reason).inc()
         if outcome.problems:
             logger.warning("spec problems: %s", "; ".join(map(str, outcome.problems)))
         elif outcome.applied:

@@ -24,11 +24,13 @@ import aiohttp
 
 from atomic_operator.k8s.client import Api, ApiError
 from atomic_operator.k8s.endpoints import Endpoint, ServicePortNotFoundError, service_endpoints
+from atomic_operator.k8s.kinds import ATOMIC_AGENT, ATOMIC_PIPELINE
 
 KINDS = {
-    "agent": "agent", "aa": "agent", "atomicagent": "agent", "atomicagents": "agent",
-    "pipeline": "pipeline", "apl": "pipeline", "atomicpipeline": "pipeline",
-    "atomicpipelines": "pipeline", "service": "service", "svc": "service",
+    "agent": "agent", "aa": "agent", ATOMIC_AGENT.kind.lower(): "agent",
+    ATOMIC_AGENT.plural: "agent", "pipeline": "pipeline", "apl": "pipeline",
+    ATOMIC_PIPELINE.kind.lower(): "pipeline", ATOMIC_PIPELINE.plural: "pipeline",
+    "service": "service", "svc": "service",
 }
 
 

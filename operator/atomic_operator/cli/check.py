@@ -20,12 +20,13 @@ from typing import Any
 import yaml
 
 from atomic_operator.checks import check_agent
+from atomic_operator.k8s.kinds import ATOMIC_AGENT, ATOMIC_PIPELINE
 from atomic_operator.reconcile.agent import parse_agent
 from atomic_operator.reconcile.pipeline import PipelineObservation, pipeline_status
 from atomic_operator.render import AgentIdentity, render_agent
 from atomic_operator.settings import OperatorSettings
 
-KINDS = ("AtomicAgent", "AtomicPipeline")
+KINDS = (ATOMIC_AGENT.kind, ATOMIC_PIPELINE.kind)
 PLACEHOLDER_UID = "00000000-0000-0000-0000-000000000000"
 
 
@@ -91,14 +92,14 @@ def check_documents(docs: list[tuple[Path, dict[str, Any]]], namespace: str,
         if key in seen:
             report.fail(_what(doc), "defined twice", [f"again in {path}"])
         seen.add(key)
-        if doc["kind"] == "AtomicAgent":
+        if doc["kind"] == ATOMIC_AGENT.kind:
             agents.setdefault(meta["namespace"], {})[str(meta.get("name"))] = doc
     for _, doc in docs:
-        if doc["kind"] == "AtomicAgent":
+        if doc["kind"] == ATOMIC_AGENT.kind:
             report.agents += 1
             _check_agent(doc, settings, report)
     for _, doc in docs:
-        if doc["kind"] == "AtomicPipeline":
+        if doc["kind"] == ATOMIC_PIPELINE.kind:
             report.pipelines += 1
             _check_pipeline(doc, agents.get(doc["metadata"]["namespace"], {}), report)
     return report

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from atomic_operator.api import AtomicAgent
 from atomic_operator.api.pipeline import AtomicPipeline
 from atomic_operator.checks import check_agent
+from atomic_operator.k8s.kinds import ATOMIC_AGENT, ATOMIC_PIPELINE
 from atomic_operator.reconcile.pipeline import check_of
 from atomic_operator.reconcile.pipeline_children import _blocking_problems
 from atomic_operator.render import AgentIdentity, render_agent
@@ -59,20 +60,20 @@ def render_documents(docs: list[dict[str, Any]], namespace: str | None,
     `warn` hears what makes a pipeline's preview differ from the cluster's."""
     agents: dict[str, dict[str, Mapping[str, Any]]] = {}  # namespace → name → body
     for doc in docs:
-        if doc and doc.get("kind") == "AtomicAgent":
+        if doc and doc.get("kind") == ATOMIC_AGENT.kind:
             meta = doc.get("metadata") or {}
             agents.setdefault(meta.get("namespace") or namespace or "default", {})[
                 meta["name"]] = doc
     out: list[dict[str, Any]] = []
     for doc in docs:
         kind = (doc or {}).get("kind")
-        if kind not in ("AtomicAgent", "AtomicPipeline"):
+        if kind not in (ATOMIC_AGENT.kind, ATOMIC_PIPELINE.kind):
             continue
         meta = doc.get("metadata") or {}
         name = meta["name"]
         ns = meta.get("namespace") or namespace or "default"
         who = AgentIdentity(name=name, namespace=ns, uid=PLACEHOLDER_UID)
-        if kind == "AtomicAgent":
+        if kind == ATOMIC_AGENT.kind:
             agent = AtomicAgent.model_validate(doc)
             rendered = render_agent(agent, who, settings)
             problems = check_agent(agent, rendered.config)

@@ -19,6 +19,7 @@ import yaml
 from pydantic import ValidationError
 
 from atomic_operator.api import AtomicAgent
+from atomic_operator.k8s.kinds import ATOMIC_AGENT
 from atomic_operator.render import runtime_config
 
 
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from atomic_runtime.local import LocalRunError, run_local
 
     docs = [d for d in yaml.safe_load_all(args.filename.read_text()) if d]
-    agents = [d for d in docs if d.get("kind") == "AtomicAgent"]
+    agents = [d for d in docs if d.get("kind") == ATOMIC_AGENT.kind]
     if len(agents) != 1:
         print(f"atomicctl run-local: {args.filename} holds {len(agents)} AtomicAgents; "
               "want exactly one", file=sys.stderr)

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 import kopf
 
-from atomic_operator import GROUP, VERSION
+from atomic_operator.k8s.kinds import ATOMIC_AGENT, ATOMIC_PIPELINE
 from atomic_operator.problems import SpecProblem
 from atomic_operator.runner import AgentReconciler
 from atomic_operator.webhook.review import (
@@ -33,8 +33,8 @@ def _refuse(problems: list[SpecProblem]) -> None:
         raise kopf.AdmissionError(refusal(problems), code=422)
 
 
-@kopf.on.validate(GROUP, VERSION, "atomicagents", id="validate-agent", operations=OPERATIONS,
-                  ignore_failures=IGNORE_FAILURES)
+@kopf.on.validate(ATOMIC_AGENT.group, ATOMIC_AGENT.version, ATOMIC_AGENT.plural,
+                  id="validate-agent", operations=OPERATIONS, ignore_failures=IGNORE_FAILURES)
 async def validate_agent(*, body: kopf.Body, memo: Any, **kwargs: Any) -> None:
     if spec_unchanged(body, kwargs.get("old")):
         return
@@ -45,7 +45,8 @@ async def validate_agent(*, body: kopf.Body, memo: Any, **kwargs: Any) -> None:
     _refuse(problems)
 
 
-@kopf.on.validate(GROUP, VERSION, "atomicpipelines", id="validate-pipeline",
+@kopf.on.validate(ATOMIC_PIPELINE.group, ATOMIC_PIPELINE.version, ATOMIC_PIPELINE.plural,
+                  id="validate-pipeline",
                   operations=OPERATIONS, ignore_failures=IGNORE_FAILURES)
 async def validate_pipeline(*, body: kopf.Body, memo: Any, warnings: list[str],
                             **kwargs: Any) -> None:

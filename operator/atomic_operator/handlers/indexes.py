@@ -21,13 +21,16 @@ from atomic_operator.k8s.kinds import (
     HPA,
     NAMESPACE,
     SCALED_OBJECT,
+    TARGETS_AGENT,
+    TARGETS_DEPLOYMENT,
     ChildKind,
+    ScaleTarget,
     optional_children,
     owner_label,
 )
 from atomic_operator.naming import AGENT_LABEL, MANAGED_BY, MANAGED_SELECTOR
 from atomic_operator.references import key_digests
-from atomic_operator.replicas import ExternalAutoscaler, HpaCondition, ScaleTarget, hpa_condition
+from atomic_operator.replicas import ExternalAutoscaler, HpaCondition, hpa_condition
 
 UNMANAGED = {"app.kubernetes.io/managed-by": kopf.ABSENT}
 MANAGED = MANAGED_SELECTOR
@@ -143,9 +146,9 @@ def scale_target(spec: Mapping[str, Any], default_kind: str | None = None
     name, which is the agent's either way)."""
     deployment = deployment_target(spec, default_kind)
     if deployment:
-        return "Deployment", deployment
+        return TARGETS_DEPLOYMENT, deployment
     agent = agent_target(spec)
-    return ("AtomicAgent", agent) if agent else None
+    return (TARGETS_AGENT, agent) if agent else None
 
 
 @kopf.index(HPA.group, HPA.version, HPA.plural, when=not_ours)

@@ -23,7 +23,7 @@ from atomic_operator.handlers.indexes import UNMANAGED, Indexes
 from atomic_operator.handlers.loops import not_started, start
 from atomic_operator.handlers.types import Logger
 from atomic_operator.k8s import ApiError
-from atomic_operator.k8s.kinds import ATOMIC_AGENT
+from atomic_operator.k8s.kinds import ATOMIC_AGENT, CONFIG_MAP
 from atomic_operator.runner import AgentReconciler
 from atomic_operator.settings import OperatorSettings
 
@@ -72,7 +72,8 @@ async def _recheck_forever(memo: Any, indexes: Indexes, interval: float) -> None
                 log.exception("re-checking the Secrets of %s/%s failed", *key)
 
 
-@kopf.on.event("v1", "configmaps", labels=UNMANAGED, when=lambda type, **_: type is not None)
+@kopf.on.event(CONFIG_MAP.api_version, CONFIG_MAP.plural, labels=UNMANAGED,
+               when=lambda type, **_: type is not None)
 async def config_map_event(*, namespace: str | None, name: str, memo: Any, logger: Logger,
                            **kwargs: Any) -> None:
     """A context ConfigMap appeared or vanished: agents waiting on it recover or report."""

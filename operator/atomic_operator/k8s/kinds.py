@@ -18,6 +18,10 @@ from atomic_operator import API_VERSION, GROUP
 Owner = Literal["AtomicAgent", "AtomicPipeline"]
 AGENT: Owner = "AtomicAgent"
 PIPELINE: Owner = "AtomicPipeline"
+ScaleTarget = Literal["Deployment", "AtomicAgent"]
+"""What an autoscaler of someone else's targets: an agent's Deployment, or the agent."""
+TARGETS_DEPLOYMENT: ScaleTarget = "Deployment"
+TARGETS_AGENT: ScaleTarget = "AtomicAgent"
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from atomic_operator import API_VERSION
 from atomic_operator.api.agent import PodOverrides
 from atomic_operator.api.pipeline import AtomicPipeline
-from atomic_operator.k8s.kinds import KINDS
+from atomic_operator.k8s.kinds import ATOMIC_PIPELINE, KINDS
 from atomic_operator.naming import (
     CONFIG_HASH_ANNOTATION,
     CONFIG_MOUNT,
@@ -97,7 +96,8 @@ def render_pipeline(pipeline: AtomicPipeline, who: AgentIdentity, check: Pipelin
         "namespace": who.namespace,
         "labels": pipeline_labels(who.name),
         "selector": pipeline_selector(who.name),
-        "owner": {"apiVersion": API_VERSION, "kind": "AtomicPipeline", "name": who.name,
+        "owner": {"apiVersion": ATOMIC_PIPELINE.api_version, "kind": ATOMIC_PIPELINE.kind,
+                  "name": who.name,
                   "uid": who.uid},
         "config_map": config_map_name(who.name),
         "config_key": RUNNER_CONFIG_KEY,
