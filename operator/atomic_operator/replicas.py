@@ -157,7 +157,7 @@ class ReplicaPlan:
     @property
     def operator_hpa(self) -> bool:
         """Whether the operator's own HPA is wanted (hpa mode, nobody else scaling)."""
-        return self.owner == "hpa"
+        return applies_hpa(self.owner)
 
 
 def _split(external: Sequence[ExternalAutoscaler]
@@ -166,8 +166,32 @@ def _split(external: Sequence[ExternalAutoscaler]
     return on_deployment, [a for a in external if a.target == TARGETS_AGENT]
 
 
-def replica_owner(spec: AtomicAgentSpec, external: Sequence[ExternalAutoscaler] = (),
-                  autoscaler: AutoscalerObservation | None = None) -> ReplicaOwner:
+def custom_mode(mode: str | None) -> bool:
+    """The operator's autoscaler is asked for counts (it ticks, scrapes and decides); whether
+    its count is written is still `replica_owner`'s call (someone else's HPA wins)."""
+    return mode == "custom"
+
+
+def renders_hpa(spec: AtomicAgentSpec) -> bool:
+    """The operator renders an HPA for the agent (mode hpa); it applies it only while the
+    HPA owns the count (`applies_hpa`)."""
+    return spec.autoscaling.mode == "hpa"
+
+
+def applies_hpa(owner: ReplicaOwner) -> bool:
+    """The operator's HPA is applied (kept) while it owns the count, deleted otherwise."""
+    return owner == "hpa"
+
+
+def wants_pdb(spec: AtomicAgentSpec) -> bool:
+    """A PodDisruptionBudget only where more than one replica is ever wanted: with one, a
+    budget of maxUnavailable 1 would guard nothing and block node drains for no reason."""
+    least = spec.autoscaling.min_replicas if spec.autoscaling.mode != "none" else 0
+    return max(spec.replicas, least) > 1
+
+
+def replica_owner(spec: AtomicAgentSpec, external: Sequence[ExternalAutoscaler] = ()
+                  ) -> ReplicaOwner:
     """Who owns the count; needs no live state, so rendering can ask it before applying.
 
     In custom mode the autoscaler owns it even before its first recommendation (it is
@@ -187,7 +211,7 @@ def replica_owner(spec: AtomicAgentSpec, external: Sequence[ExternalAutoscaler] 
 
 def plan_replicas(spec: AtomicAgentSpec, seen: ReplicaObservation) -> ReplicaPlan:
     """Who owns the count, what readiness compares against, and what to write now."""
-    owner = replica_owner(spec, seen.external, seen.autoscaler)
+    owner = replica_owner(spec, seen.external)
     live = seen.live
     on_deployment, on_agent = _split(seen.external)
     if owner == "external":

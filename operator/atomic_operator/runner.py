@@ -47,7 +47,7 @@ from atomic_operator.references import (
     pipeline_tokens,
     secret_names,
 )
-from atomic_operator.replicas import ExternalAutoscaler, HpaCondition
+from atomic_operator.replicas import ExternalAutoscaler, HpaCondition, custom_mode
 from atomic_operator.settings import OperatorSettings
 
 Key = tuple[str, str]
@@ -135,8 +135,7 @@ class AgentReconciler:
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
         autoscaler = None
         if self.autoscalers is not None:
-            mode = ((body.get("spec") or {}).get("autoscaling") or {}).get("mode")
-            if mode != "custom":
+            if not custom_mode(((body.get("spec") or {}).get("autoscaling") or {}).get("mode")):
                 self.autoscalers.drop(key)  # a later custom mode starts afresh
             autoscaler = self.autoscalers.observation(key)
         return AgentEnv(self.client, self.settings, self.writer, secrets, config_maps,
@@ -297,7 +296,7 @@ class AgentReconciler:
             agent = AtomicAgent.model_validate({"spec": body.get("spec") or {}})
         except ValueError:
             return None  # the reconcile reports the spec problem
-        if agent.spec.autoscaling.mode != "custom":
+        if not custom_mode(agent.spec.autoscaling.mode):
             return None
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
         scaler = self.autoscalers.scaler(key)

@@ -22,14 +22,15 @@ from atomic_operator.handlers.loops import not_started, start
 from atomic_operator.k8s import ApiError
 from atomic_operator.k8s.endpoints import ready_endpoints
 from atomic_operator.k8s.kinds import ATOMIC_AGENT
+from atomic_operator.replicas import custom_mode
 from atomic_operator.runner import AgentReconciler
 
 METRICS_PORT_NAME = "metrics"
 log = logging.getLogger(__name__)
 
 
-def custom_mode(spec: Mapping[str, Any], **_: Any) -> bool:
-    return bool((spec.get("autoscaling") or {}).get("mode") == "custom")
+def in_custom_mode(spec: Mapping[str, Any], **_: Any) -> bool:
+    return custom_mode((spec.get("autoscaling") or {}).get("mode"))
 
 
 def metrics_targets(slices: Iterable[Mapping[str, Any]]) -> list[Target]:
@@ -59,7 +60,7 @@ async def _autoscale_forever(memo: Any, indexes: Indexes) -> None:
             continue
         due = [(key, body) for key in list(indexes.agents)
                if (body := indexes.agents.get(key)) is not None
-               and custom_mode(body.get("spec") or {})]
+               and in_custom_mode(body.get("spec") or {})]
         await asyncio.gather(*(_tick(reconciler, indexes, key, body) for key, body in due))
 
 

@@ -44,6 +44,7 @@ from atomic_operator.replicas import (
     HpaCondition,
     ReplicaOwner,
     ReplicaPlan,
+    applies_hpa,
     observe_deployment,
     plan_replicas,
     replica_owner,
@@ -114,7 +115,7 @@ def _identity(body: Mapping[str, Any]) -> AgentIdentity:
 def wanted_children(order: list[dict[str, Any]], owner: ReplicaOwner
                     ) -> list[dict[str, Any]]:
     """The rendered children, minus the operator's HPA when it does not own the count."""
-    return [c for c in order if c["kind"] != HPA.kind or owner == "hpa"]
+    return [c for c in order if c["kind"] != HPA.kind or applies_hpa(owner)]
 
 
 async def write_replicas(client: Api, who: AgentIdentity, plan: ReplicaPlan,
@@ -159,7 +160,7 @@ async def reconcile_agent(env: AgentEnv, body: Mapping[str, Any]) -> AgentOutcom
         return await _report_problems(env, body, agent, problems)
 
     outcome = AgentOutcome(result="applied")
-    owner = replica_owner(agent.spec, env.external, env.autoscaler)
+    owner = replica_owner(agent.spec, env.external)
     first_time = status.get("configHash") is None  # nothing of this agent applied yet
     spec_changed = not first_time and status.get("observedGeneration") != generation
     order = wanted_children(rendered.children if first_time else rendered.update_order, owner)

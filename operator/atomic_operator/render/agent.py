@@ -31,6 +31,7 @@ from atomic_operator.naming import (
 )
 from atomic_operator.render.config import config_json, runtime_config
 from atomic_operator.render.templates import render_template
+from atomic_operator.replicas import renders_hpa, wants_pdb
 from atomic_operator.settings import OperatorSettings
 
 DEFAULT_RESOURCES: dict[str, dict[str, str]] = {
@@ -197,16 +198,14 @@ def render_agent(agent: AtomicAgent, who: AgentIdentity, settings: OperatorSetti
         "autoscaling": spec.autoscaling,
         "network_policy": _network_policy(agent),
     }
-    wants_pdb = max(spec.replicas, spec.autoscaling.min_replicas
-                    if spec.autoscaling.mode != "none" else 0) > 1
     return RenderedAgent(
         config=config,
         config_hash=digest,
         deployment=render_template("deployment.yaml.j2", **context),
         config_map=render_template("configmap.yaml.j2", **context),
         service=render_template("service.yaml.j2", **context),
-        hpa=render_template("hpa.yaml.j2", **context) if spec.autoscaling.mode == "hpa" else None,
-        pdb=render_template("pdb.yaml.j2", **context) if wants_pdb else None,
+        hpa=render_template("hpa.yaml.j2", **context) if renders_hpa(spec) else None,
+        pdb=render_template("pdb.yaml.j2", **context) if wants_pdb(spec) else None,
         network_policy=render_template("networkpolicy.yaml.j2", **context)
         if context["network_policy"] else None,
     )
