@@ -19,8 +19,9 @@ its status reports, and kopf stores nothing.
 kopf also brands an object it first records progress on with a `<prefix>/kopf-managed`
 annotation, so that other kopf-based operators ignore its annotations: one more write of
 every new object, for the rare object a second kopf operator watches. The progress storage
-here records progress (a retry's count and delay, in annotations under `atomicagents.io/`)
-exactly as kopf's does, without the brand.
+the handlers use (`compat.kopf.UnbrandedProgressStorage`) records progress (a retry's count
+and delay, in annotations under `atomicagents.io/`) exactly as kopf's does, without the
+brand.
 
 Metadata changes (labels, annotations) no longer count as changes: nothing the operator
 renders reads the owner's labels or annotations. Writing an AtomicAgent costs the API server
@@ -32,7 +33,6 @@ custom-resource writes (bench/operator_scale.py).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any, cast
 
@@ -55,15 +55,3 @@ class ObservedGenerationDiffBase(kopf.DiffBaseStorage):
     def store(self, *, body: kopf.Body, patch: kopf.Patch,
               essence: kopf.BodyEssence) -> None:
         """Nothing: the reconcile's status write is the record."""
-
-
-class UnbrandedProgressStorage(kopf.AnnotationsProgressStorage):
-    """kopf's annotations progress storage, minus the `kopf-managed` marker write."""
-
-    def store(self, *, key: kopf.HandlerId, record: kopf.ProgressRecord, body: kopf.Body,
-              patch: kopf.Patch) -> None:
-        kept = {k: v for k, v in record.items() if self.verbose or v is not None}
-        encoded = json.dumps(kept, separators=(",", ":"))
-        annotations = patch.setdefault("metadata", {}).setdefault("annotations", {})
-        for full_key in self.make_keys(key, body=body):
-            annotations[full_key] = encoded

@@ -8,7 +8,8 @@ from typing import Any
 import kopf
 
 from atomic_operator import GROUP
-from atomic_operator.bookkeeping import ObservedGenerationDiffBase, UnbrandedProgressStorage
+from atomic_operator.bookkeeping import ObservedGenerationDiffBase
+from atomic_operator.compat.kopf import UnbrandedProgressStorage
 from tests.support.manifests import variant
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import kopf
 
 from atomic_operator.cli.logfold import install as install_log_folding
+from atomic_operator.compat.kopf import QuietSuccesses, RefusalsAreInfo
 from atomic_operator.webhook.settings import WebhookSettings
 
 
@@ -37,29 +38,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verbose", action="store_true")
 
 
-class _QuietSuccesses(logging.Filter):
-    """kopf logs every successful handler call; for watch-event handlers that is one line
-    per child status change, for the webhook one per admission review. Our handlers log
-    what they did, so these lines go."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        return not (record.levelno == logging.INFO
-                    and message.startswith(("Handler '", "Webhook '"))
-                    and message.endswith("' succeeded."))
-
-
-class _RefusalsAreInfo(logging.Filter):
-    """kopf logs a manifest the webhook refuses as an error of the operator; it is the
-    user's mistake, already told to them by kubectl, so it is logged at info."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno == logging.ERROR and record.getMessage().startswith("Webhook '") \
-                and "' failed permanently: " in record.getMessage():
-            record.levelno, record.levelname = logging.INFO, "INFO"
-        return True
-
-
 def run(args: argparse.Namespace) -> int:
     try:
         WebhookSettings.from_env()  # read again by the handlers; a typo is one line here
@@ -73,8 +51,8 @@ def run(args: argparse.Namespace) -> int:
     kopf.configure(verbose=args.verbose, log_format={
         "json": kopf.LogFormat.JSON, "plain": kopf.LogFormat.PLAIN,
         "full": kopf.LogFormat.FULL}[args.log_format], log_refkey="object")
-    logging.getLogger("kopf.objects").addFilter(_QuietSuccesses())
-    logging.getLogger("kopf.objects").addFilter(_RefusalsAreInfo())
+    logging.getLogger("kopf.objects").addFilter(QuietSuccesses())
+    logging.getLogger("kopf.objects").addFilter(RefusalsAreInfo())
     # One access-log line per admission review is noise; refusals are logged by kopf.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     # An API server outage repeats the same errors many times a minute: one line each

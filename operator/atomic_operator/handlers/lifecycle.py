@@ -12,7 +12,8 @@ import kopf
 
 from atomic_operator import GROUP, heap
 from atomic_operator.autoscaler.controller import Autoscalers
-from atomic_operator.bookkeeping import ObservedGenerationDiffBase, UnbrandedProgressStorage
+from atomic_operator.bookkeeping import ObservedGenerationDiffBase
+from atomic_operator.compat.kopf import UnbrandedProgressStorage
 from atomic_operator.handlers.types import Logger
 from atomic_operator.k8s import KubeClient
 from atomic_operator.k8s.credentials import Credentials, CredentialsError
