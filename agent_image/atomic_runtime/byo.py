@@ -46,11 +46,21 @@ def load_object(ref: str) -> Any:
     return obj
 
 
+AGENT_INTERFACE = ("input_schema", "output_schema", "run_async", "reset_history",
+                   "get_context_provider", "register_context_provider", "client", "model",
+                   "model_api_parameters")
+"""What the runtime uses of an atomic_agents.AtomicAgent: its public methods, and the
+attributes its AgentConfig documents (client, model, model_api_parameters), which the
+runtime sets on each per-request copy. tests/runtime/test_byo.py holds these against the
+real library (pinned in the Makefile's dev install)."""
+
+
 def _looks_like_atomic_agent(obj: Any) -> bool:
-    return all(
-        hasattr(obj, attr)
-        for attr in ("input_schema", "output_schema", "run_async", "history", "client")
-    )
+    return all(hasattr(obj, attr) for attr in ("input_schema", "output_schema", "run_async"))
+
+
+def _missing(obj: Any) -> list[str]:
+    return [attr for attr in AGENT_INTERFACE if not hasattr(obj, attr)]
 
 
 class ByoAgent:
@@ -72,6 +82,12 @@ class ByoAgent:
                 f"agentRef {config.agent_ref!r} is neither an AtomicAgent nor a callable "
                 "returning one"
             )
+        missing = _missing(template)
+        if missing:  # a different atomic-agents: say so at start, not on every request
+            raise AgentRefError(
+                f"agentRef {config.agent_ref!r}: the agent lacks {', '.join(missing)}; the "
+                "runtime serves atomic-agents 2.x AtomicAgents (tested with 2.15)"
+            )
         self._template = template
         self.input_model: type[BaseModel] = template.input_schema
         self.output_model: type[BaseModel] = template.output_schema
@@ -90,14 +106,15 @@ class ByoAgent:
             agent = self._factory()
         else:
             agent = copy.copy(self._template)
-            agent.history = self._template.initial_history.copy()
-            agent.current_user_input = None
+            agent.reset_history()  # a history of its own (the copy shared the template's)
         agent.client = self.llm.client
         agent.model = self.llm.model.name
         agent.model_api_parameters = {**(agent.model_api_parameters or {}), **self._params}
-        generator = agent.system_prompt_generator
         for name, provider in self._extra_providers.items():
-            generator.context_providers.setdefault(name, provider)
+            try:
+                agent.get_context_provider(name)  # the agent's own provider wins
+            except KeyError:
+                agent.register_context_provider(name, provider)
         return agent
 
     async def run(self, data: BaseModel) -> BaseModel:

@@ -80,6 +80,16 @@ class MinimalAgent:
         from atomic_runtime.prompt import SystemPrompt
 
         self.system_prompt_generator = SystemPrompt(["You answer questions."])
+        self.providers: dict[str, Any] = {}
+
+    def reset_history(self) -> None:
+        self.history = []
+
+    def get_context_provider(self, name: str) -> Any:
+        return self.providers[name]
+
+    def register_context_provider(self, name: str, provider: Any) -> None:
+        self.providers[name] = provider
 
     async def run_async(self, data: MinimalIn) -> MinimalOut:
         self.history.append(data)
