@@ -68,9 +68,9 @@ def _answers(cli: str, env: dict[str, str]) -> bool:
 def docker_engine() -> Iterator[Engine]:
     """An engine for the duration of the block; ours is stopped afterwards."""
     env = dict(os.environ, DOCKER_BUILDKIT="1")
-    cli = shutil.which("docker") or ""
-    if cli and _answers(cli, env):
-        yield Engine(_cli() if _answers(_cli(), env) else cli, env)
+    cli = _cli() if DEBIAN_DOCKER.exists() or shutil.which("docker") else ""
+    if cli and _answers(cli, env):  # the engine already running (DOCKER_HOST honoured)
+        yield Engine(cli, env)
         return
     ensure_programs(ENGINE_PROGRAMS)
     cli = _cli()

@@ -137,6 +137,11 @@ def _pods(cluster: Cluster, namespace: str, selector: str) -> list[dict[str, Any
     return items
 
 
+def _ready_pods(cluster: Cluster, namespace: str, selector: str) -> list[dict[str, Any]]:
+    return [p for p in _pods(cluster, namespace, selector)
+            if p["status"].get("containerStatuses", [{}])[0].get("ready")]
+
+
 def test_operator_runs_from_its_image_under_the_charts_security_context(release: Cluster
                                                                         ) -> None:
     cluster = release
@@ -254,16 +259,13 @@ def test_helm_upgrade_keeps_reconciling(examples: Cluster) -> None:
     (old,) = _pods(cluster, SYSTEM, "app.kubernetes.io/name=atomic-operator")
     cluster.helm("upgrade", RELEASE, str(CHART), f"--namespace={SYSTEM}", "--wait",
                  "--timeout=4m", *_image_values(cluster), "--set=logFormat=plain")
-    eventually(lambda: [p for p in _pods(cluster, SYSTEM,
-                                         "app.kubernetes.io/name=atomic-operator")
-                        if p["metadata"]["name"] != old["metadata"]["name"]
-                        and p["status"].get("containerStatuses", [{}])[0].get("ready")],
+    eventually(lambda: [p for p in _ready_pods(cluster, SYSTEM,
+                                               "app.kubernetes.io/name=atomic-operator")
+                        if p["metadata"]["name"] != old["metadata"]["name"]],
                timeout=120, interval=1, what="the upgraded operator pod Ready")
     cluster.kubectl("-n", DEMO, "scale", "atomicagent/sentiment-analyzer", "--replicas=2")
-    eventually(lambda: len([p for p in _pods(cluster, DEMO,
-                                             "atomicagents.io/agent=sentiment-analyzer")
-                            if p["status"].get("containerStatuses", [{}])[0].get("ready")]
-                           ) == 2,
+    eventually(lambda: len(_ready_pods(cluster, DEMO,
+                                       "atomicagents.io/agent=sentiment-analyzer")) == 2,
                timeout=READY_TIMEOUT, interval=1, what="the upgraded operator scaling an agent")
 
 
@@ -322,9 +324,8 @@ def _scale_up_under_load(cluster: Cluster, name: str, timing: str) -> dict[str, 
         cluster.timings[timing] = time.monotonic() - started
         print(f"\n[e2e] HPA {name}: {hpa['status'].get('currentMetrics')} -> "
               f"{hpa['status']['desiredReplicas']} replicas")
-        eventually(lambda: len([p for p in _pods(cluster, DEMO, f"atomicagents.io/agent={name}")
-                                if p["status"].get("containerStatuses", [{}])[0].get("ready")]
-                               ) > 1, timeout=120, interval=1,
+        eventually(lambda: len(_ready_pods(cluster, DEMO, f"atomicagents.io/agent={name}")) > 1,
+                   timeout=120, interval=1,
                    what=f"more than one {name} pod Ready")
         return hpa
     finally:
